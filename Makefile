@@ -1,0 +1,50 @@
+# Learning to Learn: the two commands are `make lab` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Where the loader finds Omniglot. Unset: a user cache folder, downloaded on first use.
+# A developer checkout beside ../shared/data/omniglot (and CI) uses that offline copy.
+ifeq ($(origin COURSE_DATA_DIR), undefined)
+  ifneq ($(wildcard ../shared/data/omniglot/omniglot28.npz),)
+    export COURSE_DATA_DIR := $(abspath ../shared/data/omniglot)
+  endif
+endif
+export TF_ENABLE_ONEDNN_OPTS ?= 0
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: lab test setup test-fast test-notebooks test-browser benchmark clean
+
+setup: $(STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install only when a pin or the package metadata changed (idempotent and quick otherwise).
+$(STAMP): requirements.txt pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+test: setup
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest tests -m "not browser" $(PYTEST_ARGS)
+
+test-notebooks: setup
+	$(PY) -m pytest notebooks --nbval-lax --nbval-current-env $(PYTEST_ARGS)
+
+test-browser: setup
+	$(PY) -m pytest tests/browser -m browser $(PYTEST_ARGS)
+
+benchmark: setup
+	$(PY) benchmarks/maml_sine.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

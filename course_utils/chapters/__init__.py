@@ -1,0 +1,1 @@
+"""Per-chapter pure functions: slider callbacks and challenge checkers (``chNN.py``)."""

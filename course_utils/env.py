@@ -1,0 +1,76 @@
+"""Environment helpers: TensorFlow logging variables, memory and version reports."""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+
+__all__ = ["configure_tensorflow_env", "peak_memory_mb", "environment_report", "course_scale"]
+
+
+def configure_tensorflow_env(log_level: str = "2") -> None:
+    """Set TensorFlow's environment variables before TensorFlow is imported.
+
+    ``TF_ENABLE_ONEDNN_OPTS=0`` makes CPU results reproducible (oneDNN reorders float sums),
+    ``TF_CPP_MIN_LOG_LEVEL`` hides TensorFlow's C++ start-up chatter. Values already set by the
+    user are kept. Calling this after TensorFlow was imported has no effect on TensorFlow.
+    """
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", log_level)
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process in MiB (``ru_maxrss``)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def environment_report() -> dict:
+    """Versions, threads and memory of the running kernel, as a dict of strings and numbers."""
+    report = {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "cpu_count": os.cpu_count(),
+    }
+    import numpy as np
+
+    report["numpy"] = np.__version__
+    try:
+        import torch
+
+        report["torch"] = torch.__version__
+        report["torch_threads"] = torch.get_num_threads()
+        report["torch_cuda"] = bool(torch.cuda.is_available())
+    except ImportError:  # pragma: no cover - the course pins torch
+        report["torch"] = None
+    try:
+        import tensorflow as tf
+
+        report["tensorflow"] = tf.__version__
+        report["tf_eager"] = bool(tf.executing_eagerly())
+    except ImportError:  # pragma: no cover
+        report["tensorflow"] = None
+    try:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        report["memory_total_gb"] = round(vm.total / 2**30, 1)
+        report["memory_available_gb"] = round(vm.available / 2**30, 1)
+    except ImportError:  # pragma: no cover
+        pass
+    report["peak_memory_mb"] = round(peak_memory_mb(), 1)
+    return report
+
+
+SCALES = ("quick", "paper")
+
+
+def course_scale() -> str:
+    """The run scale from ``$COURSE_SCALE``: ``"quick"`` (default, minutes on a laptop CPU) or
+    ``"paper"`` (the papers' full schedules; hours)."""
+    scale = os.environ.get("COURSE_SCALE", "quick").strip().lower() or "quick"
+    if scale not in SCALES:
+        raise ValueError(f"COURSE_SCALE must be one of {SCALES}, got {scale!r}")
+    return scale

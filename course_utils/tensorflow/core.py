@@ -1,0 +1,125 @@
+"""TensorFlow core helpers: functional MLP parameters, losses, and the MAML inner loop.
+
+Mirrors :mod:`course_utils.torch.core` name for name. Parameters are ``dict[str, tf.Variable]``
+(or tensors) in the layout of :mod:`course_utils.nets`; gradients come from nested
+``tf.GradientTape`` s. TensorFlow's logging variables are set before TensorFlow is imported.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from course_utils.env import configure_tensorflow_env
+
+configure_tensorflow_env()
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+__all__ = [
+    "FRAMEWORK",
+    "from_numpy",
+    "to_numpy",
+    "mlp_forward",
+    "mse_loss",
+    "cross_entropy_loss",
+    "accuracy",
+    "adapt",
+    "maml_objective",
+    "maml_meta_gradient",
+]
+
+FRAMEWORK = "tensorflow"
+
+
+def from_numpy(params: dict[str, np.ndarray], *, requires_grad: bool = True) -> dict:
+    """NumPy parameter dict → float32 ``tf.Variable`` s (trainable) or constants."""
+    if requires_grad:
+        return {k: tf.Variable(np.asarray(v, dtype=np.float32), name=k) for k, v in params.items()}
+    return {k: tf.constant(np.asarray(v, dtype=np.float32)) for k, v in params.items()}
+
+
+def to_numpy(params: dict) -> dict[str, np.ndarray]:
+    """Variables/tensors (or arrays) → a NumPy parameter dict, float32."""
+    return {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float32)
+            for k, v in params.items()}
+
+
+def mlp_forward(params: dict, x: tf.Tensor) -> tf.Tensor:
+    """ReLU MLP with explicit parameters: x (..., in) → (..., out)."""
+    n = sum(1 for k in params if k.startswith("w"))
+    h = x
+    for i in range(n):
+        h = tf.matmul(h, params[f"w{i}"]) + params[f"b{i}"]
+        if i < n - 1:
+            h = tf.nn.relu(h)
+    return h
+
+
+def mse_loss(pred: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """Mean squared error over all elements."""
+    return tf.reduce_mean(tf.square(pred - y))
+
+
+def cross_entropy_loss(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """Mean softmax cross-entropy: logits (n, classes), integer labels y (n,)."""
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(y, tf.int64), logits=logits))
+
+
+def accuracy(logits: tf.Tensor, y: tf.Tensor) -> float:
+    """Fraction of rows whose arg-max equals the label."""
+    pred = tf.argmax(logits, axis=-1, output_type=tf.int64)
+    return float(tf.reduce_mean(tf.cast(pred == tf.cast(y, tf.int64), tf.float32)))
+
+
+def adapt(params: dict, x_support, y_support, *, inner_lr: float = 0.01, steps: int = 1,
+          first_order: bool = False, forward: Callable = mlp_forward,
+          loss_fn: Callable = mse_loss) -> dict:
+    """The MAML inner loop: ``steps`` SGD steps φ ← φ - α ∇L_support(φ), starting from ``params``.
+
+    Call it inside an outer ``tf.GradientTape`` to differentiate through it: the inner tape's
+    gradient is itself recorded by the outer tape (second order). ``first_order=True`` wraps
+    the inner gradients in ``tf.stop_gradient`` (FOMAML).
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    names = list(params)
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            tape.watch([params[k] for k in names])
+            loss = loss_fn(forward(params, x_support), y_support)
+        grads = tape.gradient(loss, [params[k] for k in names])
+        if first_order:
+            grads = [tf.stop_gradient(g) for g in grads]
+        params = {k: params[k] - inner_lr * g for k, g in zip(names, grads)}
+    return params
+
+
+def maml_objective(params: dict, x_support, y_support, x_query, y_query, *, inner_lr: float = 0.01,
+                   steps: int = 1, first_order: bool = False, forward: Callable = mlp_forward,
+                   loss_fn: Callable = mse_loss) -> tf.Tensor:
+    """Mean over tasks of the query loss after adaptation (tasks on the leading axis)."""
+    losses = []
+    for t in range(int(x_support.shape[0])):
+        phi = adapt(params, x_support[t], y_support[t], inner_lr=inner_lr, steps=steps,
+                    first_order=first_order, forward=forward, loss_fn=loss_fn)
+        losses.append(loss_fn(forward(phi, x_query[t]), y_query[t]))
+    return tf.reduce_mean(tf.stack(losses))
+
+
+def maml_meta_gradient(params: dict[str, np.ndarray], x_support, y_support, x_query, y_query, *,
+                       inner_lr: float = 0.01, steps: int = 1, first_order: bool = False,
+                       forward: Callable = mlp_forward, loss_fn: Callable = mse_loss
+                       ) -> tuple[float, dict[str, np.ndarray]]:
+    """The MAML meta-loss and its gradient with respect to the initial weights, in NumPy.
+
+    Mirrors :func:`course_utils.torch.maml_meta_gradient`: same inputs, same outputs.
+    """
+    theta = from_numpy(params)
+    c = lambda a: tf.convert_to_tensor(np.asarray(a))  # noqa: E731
+    with tf.GradientTape() as outer:
+        loss = maml_objective(theta, c(x_support), c(y_support), c(x_query), c(y_query),
+                              inner_lr=inner_lr, steps=steps, first_order=first_order,
+                              forward=forward, loss_fn=loss_fn)
+    grads = outer.gradient(loss, list(theta.values()))
+    return float(loss), {k: g.numpy() for k, g in zip(theta, grads)}

@@ -1,0 +1,86 @@
+"""Slider factories. The maths lives in pure functions; widgets only wire sliders to them.
+
+Every factory returns ``ipywidgets.interactive``: tests set ``w.children[i].value`` (or use
+:func:`set_values`) and read ``w.result``, the callback's return value, without a browser.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["lambda_slider", "int_slider", "float_slider", "make_interactive", "set_values",
+           "lambda_grid"]
+
+
+def lambda_grid(min_exp: int = -4, max_exp: int = 1, per_decade: int = 4,
+                include_zero: bool = True) -> np.ndarray:
+    """λ values log-spaced from 10**min_exp to 10**max_exp, with 0 first if ``include_zero``."""
+    if min_exp >= max_exp:
+        raise ValueError(f"min_exp must be < max_exp, got {min_exp} >= {max_exp}")
+    if per_decade < 1:
+        raise ValueError(f"per_decade must be >= 1, got {per_decade}")
+    grid = np.logspace(min_exp, max_exp, (max_exp - min_exp) * per_decade + 1)
+    return np.concatenate([[0.0], grid]) if include_zero else grid
+
+
+def lambda_slider(description: str = "λ", *, value: float = 0.0, min_exp: int = -4,
+                  max_exp: int = 1, per_decade: int = 4, include_zero: bool = True):
+    """A log-scale slider for a regularisation weight λ on which λ = 0 is reachable.
+
+    An ``ipywidgets.SelectionSlider`` over :func:`lambda_grid`; its ``value`` is the float λ,
+    set to the grid point nearest ``value``.
+    """
+    import ipywidgets as widgets
+
+    grid = lambda_grid(min_exp, max_exp, per_decade, include_zero)
+    options = [(("0" if v == 0 else f"{v:.3g}"), float(v)) for v in grid]
+    nearest = float(grid[np.argmin(np.abs(grid - value))])
+    return widgets.SelectionSlider(options=options, value=nearest, description=description,
+                                   continuous_update=False,
+                                   style={"description_width": "initial"})
+
+
+def int_slider(description: str, *, value: int, min: int, max: int, step: int = 1):  # noqa: A002
+    """An integer slider that only updates on release (cheap for learners on 1-2 cores)."""
+    import ipywidgets as widgets
+
+    return widgets.IntSlider(value=value, min=min, max=max, step=step, description=description,
+                             continuous_update=False, style={"description_width": "initial"})
+
+
+def float_slider(description: str, *, value: float, min: float, max: float,  # noqa: A002
+                 step: float = 0.1):
+    """A float slider that only updates on release."""
+    import ipywidgets as widgets
+
+    return widgets.FloatSlider(value=value, min=min, max=max, step=step, description=description,
+                               continuous_update=False, readout_format=".3g",
+                               style={"description_width": "initial"})
+
+
+def make_interactive(fn: Callable, **controls):
+    """``ipywidgets.interactive(fn, **controls)``, shown at once, result in ``.result``.
+
+    ``fn`` is a pure function of the control values that may draw a matplotlib figure and
+    returns the numbers it shows (a dict), which tests read from ``.result``.
+    """
+    import ipywidgets as widgets
+
+    w = widgets.interactive(fn, **controls)
+    w.update()  # run once so .result is filled before anyone touches a slider
+    return w
+
+
+def set_values(w, **values) -> object:
+    """Set controls of an ``interactive`` by keyword (``set_values(w, lam=0.1)``) and return ``w.result``.
+
+    Raises ``ValueError`` naming an unknown control.
+    """
+    by_name = {c._kwarg: c for c in w.kwargs_widgets}  # set by ipywidgets.interactive
+    for name, value in values.items():
+        if name not in by_name:
+            raise ValueError(f"unknown control {name!r}; this widget has {sorted(by_name)}")
+        by_name[name].value = value
+    w.update()
+    return w.result
