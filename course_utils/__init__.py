@@ -7,6 +7,7 @@ a deep-learning framework).
 """
 from course_utils.env import configure_tensorflow_env, course_scale, environment_report, peak_memory_mb
 from course_utils.seed import set_seed
+from course_utils.data import load_omniglot
 from course_utils.tasks import (
     SinusoidTasks,
     sample_sinusoid_tasks,
@@ -23,6 +24,7 @@ __all__ = [
     "environment_report",
     "course_scale",
     "set_seed",
+    "load_omniglot",
     "SinusoidTasks",
     "sample_sinusoid_tasks",
     "EpisodeSampler",

@@ -1,0 +1,242 @@
+"""Chapter 1 (background): the Omniglot episode explorer, a task-family baseline, challenge checkers.
+
+Framework-free (NumPy + matplotlib). The explorer's maths is the pure function
+:func:`draw_episode`; :func:`episode_explorer` only wires sliders to it, so tests can set the
+sliders with :func:`course_utils.widgets.set_values` and read the returned dict.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from course_utils.checks import close, report
+from course_utils.tasks import AMPLITUDE_RANGE, PHASE_RANGE, EpisodeSampler, sample_sinusoid_tasks
+
+__all__ = [
+    "episode_mosaic",
+    "draw_episode",
+    "episode_explorer",
+    "family_fit",
+    "check_episode_counts",
+    "check_mean_task_function",
+    "check_recover_task",
+]
+
+
+# --------------------------------------------------------------------------- episode explorer
+def episode_mosaic(episode, *, max_query: int = 5, gap: int = 4) -> np.ndarray:
+    """One image holding an episode: a row per class, its support images, a gap, its query images.
+
+    Args:
+        episode: a :class:`course_utils.tasks.Episode` with images (n, H, W).
+        max_query: at most this many query images per class are placed (>= 0).
+        gap: pixels between images; the support/query boundary gets three gaps.
+
+    Returns:
+        float32 array (rows, cols) in [0, 1] (ink = 1), NaN-free; paper and gaps are 0.
+    """
+    if max_query < 0:
+        raise ValueError(f"max_query must be >= 0, got {max_query}")
+    y_s, y_q = np.asarray(episode.y_support), np.asarray(episode.y_query)
+    xs, xq = np.asarray(episode.x_support), np.asarray(episode.x_query)
+    n_way = int(y_s.max()) + 1
+    k = int((y_s == 0).sum())
+    q = min(max_query, int((y_q == 0).sum()))
+    h, w = xs.shape[-2:]
+    scale = 255.0 if xs.dtype == np.uint8 else 1.0
+    cols_px = k * (w + gap) + (3 * gap if q else 0) + q * (w + gap)
+    out = np.zeros((n_way * (h + gap), cols_px), dtype=np.float32)
+    for c in range(n_way):
+        row = c * (h + gap)
+        imgs = list(xs[y_s == c][:k])
+        for j, img in enumerate(imgs):
+            out[row:row + h, j * (w + gap):j * (w + gap) + w] = img / scale
+        start = k * (w + gap) + 3 * gap
+        for j, img in enumerate(xq[y_q == c][:q]):
+            out[row:row + h, start + j * (w + gap):start + j * (w + gap) + w] = img / scale
+    return out
+
+
+def draw_episode(images: np.ndarray, n_way: int = 5, k_shot: int = 1, n_query: int = 5,
+                 seed: int = 0, *, show: bool = True, max_query_shown: int = 5) -> dict:
+    """Draw one real N-way K-shot episode and (optionally) show it. The explorer's callback.
+
+    Args:
+        images: characters grouped by class, uint8 (n_classes, n_per_class, H, W), ink high
+            (e.g. ``load_omniglot().subset("background")``).
+        n_way: classes in the episode (1..n_classes).
+        k_shot: support images per class (>= 1).
+        n_query: query images per class (>= 1); k_shot + n_query <= n_per_class.
+        seed: the episode's random seed (>= 0): the same seed gives the same episode.
+        show: draw the episode with matplotlib (``plt.show()`` at the end).
+        max_query_shown: query images per class drawn (all are counted).
+
+    Returns:
+        dict with ``n_way, k_shot, n_query``, ``n_support_images`` (N·K), ``n_query_images``
+        (N·Q), ``support_shape``, ``query_shape``, ``classes`` (the character ids drawn),
+        ``support_labels`` / ``query_labels`` (lists), ``chance_accuracy`` (1/N) and
+        ``disjoint`` (True when no query image is also a support image).
+    """
+    sampler = EpisodeSampler(images, n_way=n_way, k_shot=k_shot, n_query=n_query)
+    ep = sampler.sample(np.random.default_rng(seed))
+    flat_s = ep.x_support.reshape(len(ep.x_support), -1)
+    flat_q = ep.x_query.reshape(len(ep.x_query), -1)
+    # an image of the same class counts as shared only if it is the very same drawing index
+    disjoint = not any(np.array_equal(a, b) for c in range(n_way)
+                       for a in flat_s[ep.y_support == c] for b in flat_q[ep.y_query == c])
+    result = {
+        "n_way": int(n_way), "k_shot": int(k_shot), "n_query": int(n_query),
+        "n_support_images": int(ep.x_support.shape[0]), "n_query_images": int(ep.x_query.shape[0]),
+        "support_shape": tuple(ep.x_support.shape), "query_shape": tuple(ep.x_query.shape),
+        "classes": [int(c) for c in ep.classes],
+        "support_labels": ep.y_support.tolist(), "query_labels": ep.y_query.tolist(),
+        "chance_accuracy": 1.0 / n_way, "disjoint": bool(disjoint),
+    }
+    if show:
+        import matplotlib.pyplot as plt
+
+        mosaic = episode_mosaic(ep, max_query=max_query_shown)
+        fig, ax = plt.subplots(figsize=(min(12, 1 + mosaic.shape[1] / 40), min(10, 1 + mosaic.shape[0] / 40)))
+        ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"{n_way}-way {k_shot}-shot Omniglot episode, {n_query} query/class "
+                     f"(left: support, right: {min(max_query_shown, n_query)} query shown); "
+                     f"chance = {1 / n_way:.3g}", fontsize="small")
+        h = ep.x_support.shape[-2]
+        ax.set_yticks([(c + 0.5) * (h + 4) - 2 for c in range(n_way)],
+                      [f"class {c} (char {cid})" for c, cid in enumerate(result["classes"])], fontsize=7)
+        ax.set_xticks([])
+        ax.set_xlabel("images (28 × 28 px each)")
+        plt.show()
+    return result
+
+
+def episode_explorer(images: np.ndarray, *, n_way: int = 5, k_shot: int = 1, n_query: int = 5,
+                     seed: int = 0, max_way: int = 20):
+    """Sliders for N, K, the number of query images and the seed, redrawing a real episode.
+
+    Returns ``ipywidgets.interactive`` (``.result`` is :func:`draw_episode`'s dict).
+    K and Q both go up to 10, so K + Q never exceeds Omniglot's 20 drawings per character.
+    """
+    from course_utils.widgets import int_slider, make_interactive
+
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must be (n_classes, n_per_class, H, W), got shape {images.shape}")
+    max_way = int(min(max_way, images.shape[0]))
+    half = images.shape[1] // 2
+    return make_interactive(
+        lambda n_way, k_shot, n_query, seed: draw_episode(images, n_way, k_shot, n_query, seed),
+        n_way=int_slider("N (ways)", value=n_way, min=2, max=max_way),
+        k_shot=int_slider("K (shots)", value=k_shot, min=1, max=half),
+        n_query=int_slider("query per class", value=n_query, min=1, max=half),
+        seed=int_slider("seed", value=seed, min=0, max=99),
+    )
+
+
+# --------------------------------------------------------------------------- sinusoid baseline
+def family_fit(x_support: np.ndarray, y_support: np.ndarray, *, n_grid: int = 201,
+               amplitude_range: tuple[float, float] = AMPLITUDE_RANGE,
+               phase_range: tuple[float, float] = PHASE_RANGE) -> tuple[float, float]:
+    """The learner that knows the task family: the (amplitude, phase) in p(T) with least support MSE.
+
+    It searches only inside p(T) (y = A sin(x - φ), A and φ in their ranges): φ on a grid of
+    ``n_grid`` points, and for each φ the least-squares amplitude (clipped to its range). This is
+    what a perfect meta-learner could have learned about the family: the chapter's lower bound.
+
+    Args:
+        x_support, y_support: (k,) or (k, 1) arrays of one task.
+        n_grid: phase grid points (>= 2).
+
+    Returns:
+        ``(amplitude, phase)`` as floats.
+    """
+    if isinstance(n_grid, bool) or not isinstance(n_grid, (int, np.integer)) or n_grid < 2:
+        raise ValueError(f"n_grid must be an integer >= 2, got {n_grid!r}")
+    x = np.asarray(x_support, dtype=np.float64).ravel()
+    y = np.asarray(y_support, dtype=np.float64).ravel()
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError(f"x_support and y_support must hold the same number (>= 1) of points, "
+                         f"got {x.size} and {y.size}")
+    phases = np.linspace(*phase_range, n_grid)
+    s = np.sin(x[None, :] - phases[:, None])               # (phases, k)
+    # for a fixed phase the best amplitude is a 1-D least-squares fit, clipped to the range
+    best_a = np.clip((s @ y) / np.maximum((s * s).sum(1), 1e-12), *amplitude_range)
+    err = ((best_a[:, None] * s - y[None]) ** 2).mean(1)
+    i = int(err.argmin())
+    return float(best_a[i]), float(phases[i])
+
+
+# --------------------------------------------------------------------------- challenges
+def check_episode_counts(fn: Callable | None) -> bool:
+    """Challenge 1: ``fn(n_way, k_shot, n_query) -> (support images, query images)`` of an episode."""
+    name = "episode sizes"
+    if fn is None:
+        return report(False, name, "Define episode_sizes(n_way, k_shot, n_query) and pass it in.")
+    cases = [(5, 1, 15), (5, 5, 15), (20, 1, 5), (20, 5, 15), (3, 2, 1)]
+    try:
+        got = [tuple(int(v) for v in fn(*c)) for c in cases]
+    except Exception as exc:  # noqa: BLE001 - a learner's bug becomes a hint
+        return report(False, name, f"calling it raised {type(exc).__name__}: {exc}")
+    expected = [(n * k, n * q) for n, k, q in cases]
+    for case, g, e in zip(cases, got, expected):
+        if g != e:
+            hint = "Support and query are counted per class: multiply by N." if g in [(c[1], c[2]) for c in cases] else ""
+            return report(False, name, f"for (N, K, Q) = {case} expected {e}, got {g}. {hint}")
+    return report(True, name)
+
+
+def _mean_task_curve(x: np.ndarray) -> np.ndarray:
+    a_lo, a_hi = AMPLITUDE_RANGE
+    p_lo, p_hi = PHASE_RANGE
+    mean_a = (a_lo + a_hi) / 2
+    # (1/(p_hi-p_lo)) ∫ sin(x - φ) dφ = (cos(x - p_hi) - cos(x - p_lo)) / (p_hi - p_lo)
+    return mean_a * (np.cos(x - p_hi) - np.cos(x - p_lo)) / (p_hi - p_lo)
+
+
+def check_mean_task_function(fn: Callable | None, *, atol: float = 0.05) -> bool:
+    """Challenge 2: ``fn(x) -> E_{T∼p(T)}[f_T(x)]``, the average sinusoid of the family, x (n,) → (n,).
+
+    The exact answer is -(2/π)·E[A]·cos x with E[A] = 2.55; a Monte-Carlo average over
+    10,000+ tasks passes (tolerance ``atol``).
+    """
+    name = "mean task function"
+    if fn is None:
+        return report(False, name, "Define mean_task(x) returning the average curve over many tasks.")
+    x = np.linspace(-5, 5, 41)
+    try:
+        got = np.asarray(fn(x), dtype=float).ravel()
+    except Exception as exc:  # noqa: BLE001
+        return report(False, name, f"calling it raised {type(exc).__name__}: {exc}")
+    expected = _mean_task_curve(x)
+    if got.shape != expected.shape:
+        return report(False, name, f"expected {expected.size} values for {x.size} inputs, got {got.size}")
+    if np.allclose(got, 0, atol=atol):
+        return report(False, name, "Not zero: the phase only ranges over [0, π], so the curves do not cancel.")
+    if not np.allclose(got, expected, atol=atol):
+        worst = float(np.abs(got - expected).max())
+        return report(False, name, f"largest error {worst:.3g} (allowed {atol}). Average A·sin(x − φ) "
+                                   "over A ~ U[0.1, 5], φ ~ U[0, π].")
+    return report(True, name)
+
+
+def check_recover_task(fn: Callable | None, *, k_shot: int = 3, atol: float = 1e-3) -> bool:
+    """Challenge 3: ``fn(x_support, y_support) -> (amplitude, phase)`` from K noiseless points.
+
+    Tested on 20 random tasks with ``k_shot`` points each; amplitude and phase must match
+    to ``atol`` (the family is linear in (A cos φ, A sin φ), so least squares recovers it exactly).
+    """
+    name = "recover a task"
+    if fn is None:
+        return report(False, name, "Define recover(x_support, y_support) returning (amplitude, phase).")
+    tasks = sample_sinusoid_tasks(20, k_shot, 1, rng=12345)
+    for i in range(tasks.n_tasks):
+        try:
+            a, p = (float(v) for v in fn(tasks.x_support[i, :, 0], tasks.y_support[i, :, 0]))
+        except Exception as exc:  # noqa: BLE001
+            return report(False, name, f"calling it raised {type(exc).__name__}: {exc}")
+        true = (float(tasks.amplitude[i]), float(tasks.phase[i]))
+        if not close([a, p], true, rtol=0, atol=atol):
+            return report(False, name, f"task {i}: expected (A, φ) ≈ ({true[0]:.4g}, {true[1]:.4g}), got "
+                                       f"({a:.4g}, {p:.4g}). Hint: A sin(x − φ) = (A cos φ) sin x − (A sin φ) cos x.")
+    return report(True, name)

@@ -1,0 +1,420 @@
+"""MAML vectorised over the tasks of a meta-batch, in TensorFlow (chapter 6; reused by chapter 7).
+
+Mirrors :mod:`course_utils.torch.meta` name for name (see its docstring for the shared
+conventions on ``params``, task batches, ``forward``, ``loss_fn`` and ``sample_batch``).
+
+How the tasks are vectorised without ``vmap``: the shared weights θ are *tiled* into one copy
+per task, φ₀ = tile(θ) with shape (tasks, ...). Because task t's loss depends only on copy t,
+the gradient of the **sum** of the per-task support losses with respect to the tiled copies is
+exactly the stack of per-task gradients, from one inner ``tf.GradientTape``. The MLP then runs
+all tasks at once with batched ``tf.matmul`` (:func:`tasks_forward`); other models (the conv
+net) fall back to an unrolled loop over tasks inside the graph. An outer tape differentiates
+through the whole inner loop (second order) unless ``first_order=True`` stops the inner
+gradients. ``tf.function`` compiles the meta-gradient and the training step into one graph.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, NamedTuple
+
+from course_utils.env import configure_tensorflow_env
+
+configure_tensorflow_env()
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from course_utils.seed import check_rng  # noqa: E402
+from course_utils.tensorflow.core import from_numpy, mlp_forward, mse_loss, to_numpy  # noqa: E402
+
+__all__ = [
+    "as_task_tensors",
+    "adapt_tasks",
+    "tasks_forward",
+    "maml_task_losses",
+    "make_meta_gradient_fn",
+    "maml_meta_gradient_batched",
+    "MAMLTrainer",
+    "meta_train",
+    "pretrain_baseline",
+    "FinetuneCurve",
+    "finetune_curve",
+    "meta_test",
+]
+
+
+# --------------------------------------------------------------------------- inputs
+def _tensor(a) -> tf.Tensor:
+    if isinstance(a, (tf.Tensor, tf.Variable)):
+        return a
+    a = np.asarray(a)
+    if a.dtype == np.uint8:
+        return tf.constant(a.astype(np.float32) / 255.0)
+    if np.issubdtype(a.dtype, np.floating):
+        return tf.constant(np.asarray(a, dtype=np.float32))
+    if np.issubdtype(a.dtype, np.integer):
+        return tf.constant(a.astype(np.int64))
+    raise ValueError(f"task arrays must be float, integer or uint8 images, got dtype {a.dtype}")
+
+
+def as_task_tensors(*arrays) -> tuple[tf.Tensor, ...]:
+    """NumPy task arrays → tensors: float → float32, integer labels → int64, uint8 images → [0, 1].
+
+    Also accepts a single object with ``x_support, y_support, x_query, y_query`` attributes.
+    """
+    if len(arrays) == 1 and hasattr(arrays[0], "x_support"):
+        t = arrays[0]
+        arrays = (t.x_support, t.y_support, t.x_query, t.y_query)
+    return tuple(_tensor(a) for a in arrays)
+
+
+def _check_common(inner_lr, steps, chunk_size=None):
+    if not (isinstance(inner_lr, (int, float, np.floating)) and np.isfinite(inner_lr) and inner_lr >= 0):
+        raise ValueError(f"inner_lr must be a finite number >= 0, got {inner_lr!r}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
+                                   or chunk_size < 1):
+        raise ValueError(f"chunk_size must be None or an integer >= 1, got {chunk_size!r}")
+
+
+def _n_tasks(x) -> int:
+    n = x.shape[0]
+    if n is None:
+        raise ValueError("the number of tasks (axis 0 of the task arrays) must be static")
+    return int(n)
+
+
+# --------------------------------------------------------------------------- the inner loop
+def _mlp_forward_tasks(params_batched: dict, x: tf.Tensor) -> tf.Tensor:
+    """The MLP with one weight set per task: w_i (tasks, in, out), b_i (tasks, out), x (tasks, n, in)."""
+    n = sum(1 for k in params_batched if k.startswith("w"))
+    h = x
+    for i in range(n):
+        h = tf.matmul(h, params_batched[f"w{i}"]) + params_batched[f"b{i}"][:, None, :]
+        if i < n - 1:
+            h = tf.nn.relu(h)
+    return h
+
+
+def tasks_forward(params_batched: dict, x, *, forward: Callable = mlp_forward) -> tf.Tensor:
+    """Evaluate per-task parameters on per-task inputs: ``{name: (tasks, ...)}``, x (tasks, n, ...)
+    → (tasks, n, out). Batched matmuls for the course's MLP; an unrolled loop over tasks otherwise."""
+    x = _tensor(x)
+    if forward is mlp_forward:
+        return _mlp_forward_tasks(params_batched, x)
+    return tf.stack([forward({k: v[t] for k, v in params_batched.items()}, x[t]) for t in range(_n_tasks(x))])
+
+
+def _tile(params: dict, n: int) -> dict:
+    return {k: tf.repeat(tf.convert_to_tensor(v)[None], n, axis=0) for k, v in params.items()}
+
+
+def _adapt_tiled(phi: dict, xs, ys, inner_lr, steps, first_order, forward, loss_fn) -> dict:
+    n = float(_n_tasks(xs))
+    names = list(phi)
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            tape.watch([phi[k] for k in names])
+            # Sum of the per-task mean losses (all tasks have the same size): one tape, per-task grads.
+            total = n * loss_fn(tasks_forward(phi, xs, forward=forward), ys)
+        grads = tape.gradient(total, [phi[k] for k in names])
+        if first_order:
+            grads = [tf.stop_gradient(g) for g in grads]
+        phi = {k: phi[k] - inner_lr * g for k, g in zip(names, grads)}
+    return phi
+
+
+def adapt_tasks(params: dict, x_support, y_support, *, inner_lr: float = 0.01, steps: int = 1,
+                first_order: bool = False, forward: Callable = mlp_forward, loss_fn: Callable = mse_loss) -> dict:
+    """The MAML inner loop for every task of a batch at once (tiled weights, one inner tape).
+
+    Args and result as :func:`course_utils.torch.adapt_tasks`: adapted parameters
+    ``{name: (tasks, *shape)}``, differentiable with respect to ``params`` when called under an
+    outer ``tf.GradientTape`` (second order unless ``first_order=True``).
+    """
+    _check_common(inner_lr, steps)
+    xs, ys = as_task_tensors(x_support, y_support)
+    return _adapt_tiled(_tile(params, _n_tasks(xs)), xs, ys, inner_lr, steps, first_order, forward, loss_fn)
+
+
+def maml_task_losses(params: dict, x_support, y_support, x_query, y_query, *, inner_lr: float = 0.01,
+                     steps: int = 1, first_order: bool = False, forward: Callable = mlp_forward,
+                     loss_fn: Callable = mse_loss) -> tf.Tensor:
+    """Query loss of every task after its inner loop, shape (tasks,)."""
+    xs, ys, xq, yq = as_task_tensors(x_support, y_support, x_query, y_query)
+    phi = adapt_tasks(params, xs, ys, inner_lr=inner_lr, steps=steps, first_order=first_order,
+                      forward=forward, loss_fn=loss_fn)
+    pred = tasks_forward(phi, xq, forward=forward)
+    return tf.stack([loss_fn(pred[t], yq[t]) for t in range(_n_tasks(xq))])
+
+
+# --------------------------------------------------------------------------- meta-gradient
+def make_meta_gradient_fn(*, inner_lr: float = 0.01, steps: int = 1, first_order: bool = False,
+                          forward: Callable = mlp_forward, loss_fn: Callable = mse_loss,
+                          chunk_size: int | None = None, jit: bool = True) -> Callable:
+    """Build ``fn(params, x_support, y_support, x_query, y_query) -> (meta_loss, grads)``.
+
+    ``grads`` is a dict of gradients of the mean query loss with respect to ``params``
+    (variables or tensors), from an outer ``tf.GradientTape`` around :func:`adapt_tasks`.
+    ``jit=True`` wraps the computation in ``tf.function`` (traced once per input shape; keep shapes fixed);
+    ``jit=False`` runs it eagerly. ``chunk_size`` accumulates gradients over chunks of tasks.
+    """
+    _check_common(inner_lr, steps, chunk_size)
+
+    def _fn(params, xs, ys, xq, yq):
+        names = list(params)
+        with tf.GradientTape() as tape:
+            tape.watch([params[k] for k in names])
+            phi = _adapt_tiled(_tile(params, _n_tasks(xs)), xs, ys, inner_lr, steps, first_order, forward, loss_fn)
+            loss = loss_fn(tasks_forward(phi, xq, forward=forward), yq)  # mean over tasks of the mean losses
+        grads = tape.gradient(loss, [params[k] for k in names])
+        return loss, dict(zip(names, grads))
+
+    core = tf.function(_fn) if jit else _fn
+
+    def fn(params: dict, x_support, y_support, x_query, y_query):
+        params = {k: (v if isinstance(v, (tf.Variable, tf.Tensor)) else _tensor(v)) for k, v in params.items()}
+        xs, ys, xq, yq = as_task_tensors(x_support, y_support, x_query, y_query)
+        n = _n_tasks(xs)
+        if chunk_size is None or chunk_size >= n:
+            return core(params, xs, ys, xq, yq)
+        total, acc = 0.0, None
+        for s in range(0, n, chunk_size):
+            e = min(s + chunk_size, n)
+            w = (e - s) / n
+            loss, g = core(params, xs[s:e], ys[s:e], xq[s:e], yq[s:e])
+            total = total + w * loss
+            acc = {k: w * v for k, v in g.items()} if acc is None else {k: acc[k] + w * g[k] for k in acc}
+        return total, acc
+
+    return fn
+
+
+def maml_meta_gradient_batched(params: dict[str, np.ndarray], x_support, y_support, x_query, y_query, *,
+                               inner_lr: float = 0.01, steps: int = 1, first_order: bool = False,
+                               forward: Callable = mlp_forward, loss_fn: Callable = mse_loss,
+                               chunk_size: int | None = None, jit: bool = True) -> tuple[float, dict[str, np.ndarray]]:
+    """NumPy in, NumPy out: the vectorised twin of :func:`course_utils.tensorflow.core.maml_meta_gradient`."""
+    fn = make_meta_gradient_fn(inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward,
+                               loss_fn=loss_fn, chunk_size=chunk_size, jit=jit)
+    loss, g = fn(from_numpy(params, requires_grad=False), x_support, y_support, x_query, y_query)
+    return float(loss), {k: v.numpy() for k, v in g.items()}
+
+
+# --------------------------------------------------------------------------- training
+class MAMLTrainer:
+    """Meta-train an initialisation with Adam on vectorised MAML meta-gradients.
+
+    Same arguments and methods as :class:`course_utils.torch.MAMLTrainer`. Adam is written out
+    with PyTorch's formula (bias-corrected moments, ε added to √v̂), so both frameworks take the
+    same first steps from the same meta-gradients; the whole update runs in one ``tf.function``.
+    """
+
+    def __init__(self, params: dict[str, np.ndarray], *, inner_lr: float = 0.01, outer_lr: float = 1e-3,
+                 steps: int = 1, first_order: bool = False, forward: Callable = mlp_forward,
+                 loss_fn: Callable = mse_loss, chunk_size: int | None = None):
+        if not (isinstance(outer_lr, (int, float, np.floating)) and np.isfinite(outer_lr) and outer_lr > 0):
+            raise ValueError(f"outer_lr must be a finite number > 0, got {outer_lr!r}")
+        self.params = from_numpy(params)
+        self._adam = _Adam(self.params, outer_lr)
+        self._chunked = chunk_size is not None
+        self._grad_fn = make_meta_gradient_fn(inner_lr=inner_lr, steps=steps, first_order=first_order,
+                                              forward=forward, loss_fn=loss_fn, chunk_size=chunk_size,
+                                              jit=True)
+        grad_eager = make_meta_gradient_fn(inner_lr=inner_lr, steps=steps, first_order=first_order,
+                                           forward=forward, loss_fn=loss_fn, jit=False)
+
+        @tf.function
+        def _step(xs, ys, xq, yq):
+            loss, grads = grad_eager(self.params, xs, ys, xq, yq)
+            self._adam.apply(grads)
+            return loss
+
+        self._step = _step
+
+    def step(self, x_support, y_support, x_query, y_query) -> float:
+        batch = as_task_tensors(x_support, y_support, x_query, y_query)
+        if self._chunked:
+            loss, grads = self._grad_fn(self.params, *batch)
+            self._adam.apply(grads)
+            return float(loss)
+        return float(self._step(*batch))
+
+    def numpy_params(self) -> dict[str, np.ndarray]:
+        return to_numpy(self.params)
+
+
+class _Adam:
+    """Adam (Kingma & Ba 2015) in PyTorch's form, on a dict of ``tf.Variable`` s."""
+
+    def __init__(self, variables: dict, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+        self.variables = variables
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.m = {k: tf.Variable(tf.zeros_like(v)) for k, v in variables.items()}
+        self.v = {k: tf.Variable(tf.zeros_like(v)) for k, v in variables.items()}
+        self.t = tf.Variable(0.0)
+
+    def apply(self, grads: dict) -> None:
+        self.t.assign_add(1.0)
+        c1 = 1.0 - tf.pow(self.beta1, self.t)
+        c2 = 1.0 - tf.pow(self.beta2, self.t)
+        for k, var in self.variables.items():
+            g = grads[k]
+            self.m[k].assign(self.beta1 * self.m[k] + (1.0 - self.beta1) * g)
+            self.v[k].assign(self.beta2 * self.v[k] + (1.0 - self.beta2) * tf.square(g))
+            var.assign_sub(self.lr * (self.m[k] / c1) / (tf.sqrt(self.v[k] / c2) + self.eps))
+
+
+def _progress(n, desc, enabled):
+    if not enabled:
+        return range(n)
+    from tqdm.auto import trange
+
+    return trange(n, desc=desc, leave=False)
+
+
+def _check_iterations(n_iterations):
+    if isinstance(n_iterations, bool) or not isinstance(n_iterations, (int, np.integer)) or n_iterations < 1:
+        raise ValueError(f"n_iterations must be an integer >= 1, got {n_iterations!r}")
+    return int(n_iterations)
+
+
+def meta_train(params: dict[str, np.ndarray], sample_batch: Callable, *, n_iterations: int = 1000,
+               inner_lr: float = 0.01, outer_lr: float = 1e-3, steps: int = 1, first_order: bool = False,
+               forward: Callable = mlp_forward, loss_fn: Callable = mse_loss, chunk_size: int | None = None,
+               rng: np.random.Generator | int | None = None, progress: bool = True,
+               desc: str = "MAML (tensorflow)", num_threads: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """Meta-train from ``params``; same contract as :func:`course_utils.torch.meta_train`.
+
+    ``num_threads`` is accepted for symmetry with PyTorch and ignored: TensorFlow fixes its thread
+    pools when it starts (``tf.config.threading``), and its pools cope with shared cores.
+    """
+    n_iterations = _check_iterations(n_iterations)
+    rng = check_rng(rng)
+    trainer = MAMLTrainer(params, inner_lr=inner_lr, outer_lr=outer_lr, steps=steps, first_order=first_order,
+                          forward=forward, loss_fn=loss_fn, chunk_size=chunk_size)
+    losses = []
+    t0 = time.perf_counter()
+    for _ in _progress(n_iterations, desc, progress):
+        losses.append(trainer.step(*sample_batch(rng)))
+    seconds = time.perf_counter() - t0
+    return trainer.numpy_params(), {"meta_loss": losses, "seconds": seconds,
+                                    "iterations_per_second": n_iterations / seconds}
+
+
+def pretrain_baseline(params: dict[str, np.ndarray], sample_batch: Callable, *, n_iterations: int = 1000,
+                      lr: float = 1e-3, forward: Callable = mlp_forward, loss_fn: Callable = mse_loss,
+                      rng: np.random.Generator | int | None = None, progress: bool = True,
+                      desc: str = "pretrain (tensorflow)", num_threads: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """The pooled "pretrained on all tasks" baseline; same contract as
+    :func:`course_utils.torch.pretrain_baseline` (Adam in PyTorch's form)."""
+    n_iterations = _check_iterations(n_iterations)
+    rng = check_rng(rng)
+    theta = from_numpy(params)
+    adam = _Adam(theta, lr)
+
+    @tf.function
+    def _step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(forward(theta, x), y)
+        g = tape.gradient(loss, list(theta.values()))
+        adam.apply(dict(zip(theta, g)))
+        return loss
+
+    losses = []
+    t0 = time.perf_counter()
+    for _ in _progress(n_iterations, desc, progress):
+        xs, ys, xq, yq = as_task_tensors(*sample_batch(rng))
+        flat = lambda a: tf.reshape(a, (-1, *a.shape[2:]))  # noqa: E731
+        losses.append(float(_step(tf.concat([flat(xs), flat(xq)], 0), tf.concat([flat(ys), flat(yq)], 0))))
+    return to_numpy(theta), {"loss": losses, "seconds": time.perf_counter() - t0}
+
+
+# --------------------------------------------------------------------------- evaluation
+class FinetuneCurve(NamedTuple):
+    """Result of :func:`finetune_curve` (see :class:`course_utils.torch.FinetuneCurve`)."""
+
+    loss: np.ndarray
+    accuracy: np.ndarray | None
+    guarded: np.ndarray
+
+
+def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.01, guard: bool = True,
+                   forward: Callable = mlp_forward, loss_fn: Callable = mse_loss, accuracy: bool = False,
+                   chunk_size: int | None = None, num_threads: int | None = None) -> FinetuneCurve:
+    """Plain-SGD fine-tuning curves with the same divergence guard as
+    :func:`course_utils.torch.finetune_curve` (a step that would lift a task's support loss above
+    its value before fine-tuning is rejected and that task's step size halved). Vectorised over tasks with tiled weights."""
+    _check_common(inner_lr, steps, chunk_size)
+    xs, ys, xq, yq = as_task_tensors(tasks) if hasattr(tasks, "x_support") else as_task_tensors(*tasks)
+    theta = {k: tf.convert_to_tensor(v.numpy() if hasattr(v, "numpy") else np.asarray(v, np.float32))
+             for k, v in params.items()}
+    n = _n_tasks(xs)
+    size = n if chunk_size is None else chunk_size
+
+    def per_task(fn, phi, x, y):
+        pred = tasks_forward(phi, x, forward=forward)
+        return tf.vectorized_map(lambda a: fn(a[0], a[1]), (pred, y))
+
+    acc_fn = lambda p, y: tf.reduce_mean(tf.cast(tf.argmax(p, -1) == tf.cast(y, tf.int64), tf.float32))  # noqa: E731
+    losses, accs, guarded = [], [], []
+    for s in range(0, n, size):
+        e = min(s + size, n)
+        m = e - s
+        a, b, c, d = xs[s:e], ys[s:e], xq[s:e], yq[s:e]
+        phi = _tile(theta, m)
+        lr = tf.fill((m,), float(inner_lr))
+        hit = tf.zeros(m, dtype=tf.bool)
+        c_loss = [per_task(loss_fn, phi, c, d)]
+        c_acc = [per_task(acc_fn, phi, c, d)] if accuracy else []
+        start = per_task(loss_fn, phi, a, b)
+        for _ in range(steps):
+            with tf.GradientTape() as tape:
+                tape.watch(list(phi.values()))
+                sup = per_task(loss_fn, phi, a, b)
+                total = tf.reduce_sum(sup)
+            g = tape.gradient(total, phi)
+            shape = lambda v: (-1,) + (1,) * (len(v.shape) - 1)  # noqa: E731
+            cand = {k: phi[k] - tf.reshape(lr, shape(phi[k])) * g[k] for k in phi}
+            if guard:
+                new = per_task(loss_fn, cand, a, b)
+                ok = tf.math.is_finite(new) & (new <= start)
+                phi = {k: tf.where(tf.reshape(ok, shape(phi[k])), cand[k], phi[k]) for k in phi}
+                lr = tf.where(ok, lr, lr / 2)
+                hit = hit | ~ok
+            else:
+                phi = cand
+            c_loss.append(per_task(loss_fn, phi, c, d))
+            if accuracy:
+                c_acc.append(per_task(acc_fn, phi, c, d))
+        losses.append(tf.stack(c_loss).numpy())
+        if accuracy:
+            accs.append(tf.stack(c_acc).numpy())
+        guarded.append(hit.numpy())
+    return FinetuneCurve(np.concatenate(losses, 1), np.concatenate(accs, 1) if accuracy else None,
+                         np.concatenate(guarded))
+
+
+def meta_test(params: dict, sample_batch: Callable, *, n_batches: int = 10, inner_lr: float = 0.4,
+              steps: int = 1, forward: Callable = mlp_forward, loss_fn: Callable = mse_loss,
+              accuracy: bool = True, chunk_size: int | None = None,
+              rng: np.random.Generator | int | None = None, num_threads: int | None = None) -> dict:
+    """Adapt to fresh meta-batches and report query metrics; same contract as
+    :func:`course_utils.torch.meta_test`."""
+    _check_iterations(n_batches)
+    rng = check_rng(rng)
+    loss, acc = [], []
+    for _ in range(n_batches):
+        curve = finetune_curve(params, tuple(sample_batch(rng))[:4], steps=steps, inner_lr=inner_lr, guard=False,
+                               forward=forward, loss_fn=loss_fn, accuracy=accuracy, chunk_size=chunk_size)
+        loss.append(curve.loss[-1])
+        if accuracy:
+            acc.append(curve.accuracy[-1])
+    loss = np.concatenate(loss)
+    out = {"loss": float(loss.mean()), "accuracy": None, "accuracy_ci95": None, "n_tasks": int(loss.size)}
+    if accuracy:
+        acc = np.concatenate(acc)
+        out["accuracy"] = float(acc.mean())
+        out["accuracy_ci95"] = float(1.96 * acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else 0.0
+    return out

@@ -1,0 +1,346 @@
+"""TensorFlow objectives for chapters 3-5: regularised fine-tuning and function-space priors.
+
+Mirrors :mod:`course_utils.torch.objectives` name for name, with the same conventions: NumPy
+weights at rest; M models fine-tuned at once on a leading model axis (weights (M, in, out),
+biases (M, 1, out)); objective mean_i (f(x_i) − y_i)² + λ·penalty; the same hand-written
+optimisers, so both frameworks produce the same numbers to float32 tolerance. Gradients come from
+``tf.GradientTape``; the fine-tuning step is a ``tf.function``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from course_utils.env import configure_tensorflow_env
+
+configure_tensorflow_env()
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from course_utils.nets import init_mlp, layer_sizes, mlp_forward_numpy  # noqa: E402
+from course_utils.seed import check_rng  # noqa: E402
+from course_utils.tasks import sample_sinusoid_tasks  # noqa: E402
+from course_utils.tensorflow.core import mlp_forward, to_numpy  # noqa: E402
+
+__all__ = [
+    # --- chapters 3 and 5: pretrained model, regularised fine-tuning, function-space priors
+    "PENALTIES",
+    "pretrain_sinusoid_mlp",
+    "stack_params",
+    "l2_penalty",
+    "l2sp_penalty",
+    "proximal_penalty",
+    "function_space_penalty",
+    "regularised_objective",
+    "finetune",
+    "lambda_sweep",
+    "last_layer_features",
+    "last_layer_closed_form",
+]
+
+# =====================================================================================
+# Chapters 3 and 5: regularised fine-tuning (weight decay, L2-SP), function-space prior,
+# iMAML's proximal term. (Chapter 4's distillation / KL helpers go in their own section.)
+# =====================================================================================
+
+PENALTIES = ("l2", "l2sp", "proximal", "function")
+_OPTIMIZERS = ("momentum", "gd", "adam")
+
+
+def _check_choice(value, name, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def _check_positive_int(value, name, low=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_lam(lam, m: int) -> np.ndarray:
+    lam = np.asarray(lam, dtype=np.float64)
+    if lam.ndim == 0:
+        lam = np.full(m, float(lam))
+    if lam.shape != (m,):
+        raise ValueError(f"lam must be a scalar or have shape ({m},) (one λ per model), got {lam.shape}")
+    if not np.all(np.isfinite(lam)) or np.any(lam < 0):
+        raise ValueError(f"lam must be finite and >= 0, got {lam}")
+    return lam.astype(np.float32)
+
+
+def _adam_init(params):
+    return {"m": {k: tf.zeros_like(v) for k, v in params.items()},
+            "v": {k: tf.zeros_like(v) for k, v in params.items()}}
+
+
+def _adam_step(params, grads, state, t, lr, b1=0.9, b2=0.999, eps=1e-8):
+    new = {}
+    for k in params:
+        g = grads[k]
+        state["m"][k] = b1 * state["m"][k] + (1 - b1) * g
+        state["v"][k] = b2 * state["v"][k] + (1 - b2) * g * g
+        m_hat = state["m"][k] / (1 - b1 ** t)
+        v_hat = state["v"][k] / (1 - b2 ** t)
+        new[k] = params[k] - lr * m_hat / (tf.sqrt(v_hat) + eps)
+    return new
+
+
+def pretrain_sinusoid_mlp(*, sizes: tuple[int, ...] = (1, 40, 40, 1), steps: int = 1500,
+                          n_tasks: int = 25, k_shot: int = 10, lr: float = 3e-3,
+                          rng: np.random.Generator | int | None = 0
+                          ) -> tuple[dict[str, np.ndarray], list[float]]:
+    """Pretrain one MLP on many sinusoid source tasks by plain joint regression.
+
+    Mirrors :func:`course_utils.torch.pretrain_sinusoid_mlp`: same initial weights, same data,
+    same Adam updates. Returns ``(params, history)`` (NumPy weights θ₀, loss per step).
+    """
+    steps = _check_positive_int(steps, "steps")
+    n_tasks = _check_positive_int(n_tasks, "n_tasks")
+    k_shot = _check_positive_int(k_shot, "k_shot")
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    rng = check_rng(rng)
+    theta0 = init_mlp(sizes, rng=rng)
+    data = sample_sinusoid_tasks(steps * n_tasks, k_shot, 1, rng=rng)
+    xs = tf.constant(data.x_support.reshape(steps, n_tasks * k_shot, 1))
+    ys = tf.constant(data.y_support.reshape(steps, n_tasks * k_shot, 1))
+    params = {k: tf.constant(v) for k, v in theta0.items()}
+    names = list(params)
+    state = {"m": {k: tf.Variable(tf.zeros_like(v)) for k, v in params.items()},
+             "v": {k: tf.Variable(tf.zeros_like(v)) for k, v in params.items()}}
+    var = {k: tf.Variable(v) for k, v in params.items()}
+
+    @tf.function
+    def step(x, y, t):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(mlp_forward(var, x) - y))
+        grads = tape.gradient(loss, [var[k] for k in names])
+        for k, g in zip(names, grads):
+            state["m"][k].assign(0.9 * state["m"][k] + 0.1 * g)
+            state["v"][k].assign(0.999 * state["v"][k] + 0.001 * g * g)
+            m_hat = state["m"][k] / (1 - tf.pow(0.9, t))
+            v_hat = state["v"][k] / (1 - tf.pow(0.999, t))
+            var[k].assign_sub(lr * m_hat / (tf.sqrt(v_hat) + 1e-8))
+        return loss
+
+    history = [float(step(xs[t], ys[t], tf.constant(t + 1, tf.float32))) for t in range(steps)]
+    return to_numpy(var), history
+
+
+# ------------------------------------------------------------------ stacking and penalties
+def stack_params(params: dict[str, np.ndarray], m: int) -> dict[str, tf.Tensor]:
+    """Copy a NumPy parameter dict ``m`` times on a new leading model axis.
+
+    Weights become (m, fan_in, fan_out) and biases (m, 1, fan_out), so that
+    :func:`course_utils.tensorflow.mlp_forward` maps x (m, n, in) → (m, n, out).
+    """
+    m = _check_positive_int(m, "m")
+    out = {}
+    for k, v in params.items():
+        v = np.asarray(v, dtype=np.float32)
+        if k.startswith("b"):
+            v = v.reshape(1, -1)
+        out[k] = tf.constant(np.ascontiguousarray(np.broadcast_to(v[None], (m,) + v.shape)))
+    return out
+
+
+def _sq_norm(tensors) -> tf.Tensor:
+    return tf.add_n([tf.reduce_sum(tf.reshape(tf.square(t), [tf.shape(t)[0], -1]), axis=1)
+                     for t in tensors])
+
+
+def l2_penalty(params: dict) -> tf.Tensor:
+    """Weight decay R(θ) = ‖θ‖², per model of a stacked dict: → (m,)."""
+    return _sq_norm(list(params.values()))
+
+
+def l2sp_penalty(params: dict, anchor: dict) -> tf.Tensor:
+    """L2-SP (Li, Grandvalet & Davoine 2018) R(θ) = ‖θ − θ₀‖², per model: → (m,)."""
+    return _sq_norm([params[k] - anchor[k] for k in params])
+
+
+def proximal_penalty(params: dict, anchor: dict) -> tf.Tensor:
+    """iMAML's proximal term ½‖φ − θ‖² (Rajeswaran et al. 2019), per model: → (m,)."""
+    return 0.5 * l2sp_penalty(params, anchor)
+
+
+def function_space_penalty(params: dict, x_grid: tf.Tensor, f_prior: tf.Tensor) -> tf.Tensor:
+    """D(f_φ, f*) = mean over a grid of (f_φ(x_g) − f*(x_g))², per model: → (m,).
+
+    ``x_grid`` and ``f_prior`` are (G, 1), shared by all models.
+    """
+    m = tf.shape(next(iter(params.values())))[0]
+    grid = tf.broadcast_to(x_grid[None], tf.concat([[m], tf.shape(x_grid)], axis=0))
+    pred = mlp_forward(params, grid)
+    return tf.reduce_mean(tf.square(pred - f_prior[None]), axis=[1, 2])
+
+
+def regularised_objective(params, x_support, y_support, lam, *, penalty: str = "l2sp",
+                          anchor=None, x_grid=None, f_prior=None) -> tf.Tensor:
+    """Per-model objective mean_i (f(x_i) − y_i)² + λ·penalty: stacked params, x (m, K, 1) → (m,)."""
+    _check_choice(penalty, "penalty", PENALTIES)
+    data = tf.reduce_mean(tf.square(mlp_forward(params, x_support) - y_support), axis=[1, 2])
+    if penalty == "l2":
+        reg = l2_penalty(params)
+    elif penalty == "l2sp":
+        reg = l2sp_penalty(params, anchor)
+    elif penalty == "proximal":
+        reg = proximal_penalty(params, anchor)
+    else:
+        reg = function_space_penalty(params, x_grid, f_prior)
+    return data + lam * reg
+
+
+def _grid_and_prior(params, x_grid, f_prior):
+    if x_grid is None:
+        x_grid = np.linspace(-5, 5, 41, dtype=np.float32).reshape(-1, 1)
+    x_grid = np.asarray(x_grid, dtype=np.float32).reshape(-1, 1)
+    if f_prior is None:
+        f_prior = mlp_forward_numpy(params, x_grid)
+    f_prior = np.asarray(f_prior, dtype=np.float32).reshape(-1, 1)
+    if f_prior.shape != x_grid.shape:
+        raise ValueError(f"f_prior must have shape {x_grid.shape} to match x_grid, got {f_prior.shape}")
+    return tf.constant(x_grid), tf.constant(f_prior)
+
+
+@tf.function(reduce_retracing=True)
+def _objective_and_grads(theta, trainable, x, y, lam, anchor, grid, prior, penalty):
+    with tf.GradientTape() as tape:
+        tape.watch([theta[k] for k in trainable])
+        obj = regularised_objective(theta, x, y, lam, penalty=penalty, anchor=anchor,
+                                    x_grid=grid, f_prior=prior)
+        scaled = tf.reduce_sum(obj / (1.0 + lam))
+    grads = tape.gradient(scaled, [theta[k] for k in trainable])
+    return obj, dict(zip(trainable, grads))
+
+
+def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalty: str = "l2sp",
+             anchor: dict[str, np.ndarray] | None = None, x_grid=None, f_prior=None,
+             steps: int = 100, lr: float = 0.005, optimizer: str = "momentum", momentum: float = 0.9,
+             trainable: Sequence[str] | None = None, return_history: bool = False):
+    """Fine-tune M copies of ``params`` at once, model m on task m with weight ``lam[m]``.
+
+    Mirrors :func:`course_utils.torch.finetune` (same arguments, same optimiser, same result to
+    float32 tolerance): ``steps`` full-batch steps on J/(1 + λ) with
+    J = mean_i (f_θ(x_i) − y_i)² + λ·penalty(θ). Returns stacked NumPy weights (M, ...), and the
+    (steps, M) history of J with ``return_history``.
+    """
+    _check_choice(penalty, "penalty", PENALTIES)
+    _check_choice(optimizer, "optimizer", _OPTIMIZERS)
+    steps = _check_positive_int(steps, "steps", 0)
+    x = np.asarray(x_support, dtype=np.float32)
+    y = np.asarray(y_support, dtype=np.float32)
+    if x.ndim != 3 or x.shape != y.shape:
+        raise ValueError(f"x_support and y_support must both be (M, K, 1), got {x.shape} and {y.shape}")
+    m = x.shape[0]
+    lam_t = tf.constant(_check_lam(lam, m))
+    x, y = tf.constant(x), tf.constant(y)
+    trainable = list(params) if trainable is None else list(trainable)
+    unknown = set(trainable) - set(params)
+    if unknown:
+        raise ValueError(f"trainable must name parameters among {sorted(params)}, got {sorted(unknown)}")
+    theta = stack_params(params, m)
+    anchor_t = stack_params(params if anchor is None else anchor, m)
+    grid_t, prior_t = (_grid_and_prior(params, x_grid, f_prior) if penalty == "function"
+                       else (tf.zeros((1, 1)), tf.zeros((1, 1))))
+    state = _adam_init({k: theta[k] for k in trainable})
+    history = []
+    for t in range(steps):
+        obj, grads = _objective_and_grads(theta, tuple(trainable), x, y, lam_t, anchor_t, grid_t,
+                                          prior_t, penalty)
+        live = {k: theta[k] for k in trainable}
+        if optimizer == "adam":
+            live = _adam_step(live, grads, state, t + 1, lr)
+        elif optimizer == "momentum":
+            for k in trainable:
+                state["m"][k] = momentum * state["m"][k] + grads[k]
+            live = {k: live[k] - lr * state["m"][k] for k in trainable}
+        else:
+            live = {k: live[k] - lr * grads[k] for k in trainable}
+        theta = {**theta, **live}
+        if return_history:
+            history.append(obj.numpy().copy())
+    out = to_numpy(theta)
+    if return_history:
+        return out, np.array(history, dtype=np.float32).reshape(steps, m)
+    return out
+
+
+def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequence[int] = (5,),
+                 penalties: Sequence[str] = ("l2", "l2sp"), x_eval=None, steps: int = 100,
+                 lr: float = 0.005, optimizer: str = "momentum", **penalty_kwargs) -> dict:
+    """Test MSE against λ for several penalties and support sizes K, all models in one batch.
+
+    Mirrors :func:`course_utils.torch.lambda_sweep`; returns ``{"lambdas", "k_shots",
+    "test_mse": {penalty: (nK, L)}, "sem": {penalty: (nK, L)}, "per_task": {penalty: (nK, T, L)}}``.
+    """
+    lambdas = np.asarray(lambdas, dtype=np.float32).reshape(-1)
+    _check_lam(lambdas, lambdas.size)
+    k_shots = [_check_positive_int(k, "k_shots") for k in k_shots]
+    if max(k_shots) > tasks.x_support.shape[1]:
+        raise ValueError(f"k_shots must be <= {tasks.x_support.shape[1]} (support points per task), "
+                         f"got {max(k_shots)}")
+    for p in penalties:
+        _check_choice(p, "penalties", PENALTIES)
+    x_eval = np.linspace(-5, 5, 100, dtype=np.float32) if x_eval is None else np.asarray(x_eval, np.float32)
+    y_eval = tasks.true_function(x_eval)
+    n_t, n_l = tasks.n_tasks, lambdas.size
+    per_task = {p: np.zeros((len(k_shots), n_t, n_l), dtype=np.float64) for p in penalties}
+    x_e = tf.constant(np.ascontiguousarray(np.broadcast_to(x_eval.reshape(1, -1, 1),
+                                                           (n_t * n_l, x_eval.size, 1))))
+    for ik, k in enumerate(k_shots):
+        xs = np.repeat(tasks.x_support[:, :k], n_l, axis=0)
+        ys = np.repeat(tasks.y_support[:, :k], n_l, axis=0)
+        lam = np.tile(lambdas, n_t)
+        for p in penalties:
+            fitted = finetune(params, xs, ys, lam, penalty=p, steps=steps, lr=lr, optimizer=optimizer,
+                              **penalty_kwargs)
+            pred = mlp_forward({k_: tf.constant(v) for k_, v in fitted.items()}, x_e).numpy()[..., 0]
+            per_task[p][ik] = np.mean((pred.reshape(n_t, n_l, -1) - y_eval[:, None, :]) ** 2, axis=-1)
+    mean = {p: v.mean(axis=1) for p, v in per_task.items()}
+    sem = {p: v.std(axis=1, ddof=1) / np.sqrt(n_t) if n_t > 1 else np.zeros_like(mean[p])
+           for p, v in per_task.items()}
+    return {"lambdas": lambdas, "k_shots": np.array(k_shots), "test_mse": mean, "sem": sem,
+            "per_task": per_task}
+
+
+# ------------------------------------------------------------------ exact last-layer solution
+def last_layer_features(params: dict[str, np.ndarray], x) -> tf.Tensor:
+    """Features of the last layer with a constant 1 appended: x (n, 1) → (n, hidden + 1)."""
+    n = len(layer_sizes(params)) - 1
+    h = tf.constant(np.asarray(x, dtype=np.float32))
+    for i in range(n - 1):
+        h = tf.nn.relu(tf.matmul(h, params[f"w{i}"]) + params[f"b{i}"])
+    return tf.concat([h, tf.ones_like(h[:, :1])], axis=1)
+
+
+def last_layer_closed_form(params: dict[str, np.ndarray], x_support, y_support, lam: float, *,
+                           penalty: str = "l2sp", x_grid=None, f_prior=None) -> dict[str, np.ndarray]:
+    """Exact minimiser when only the last layer is trained (mirrors the PyTorch function):
+    solve (HᵀH/K + λM) u = Hᵀy/K + λMu₀ in float64. Returns ``params`` with the new last layer."""
+    _check_choice(penalty, "penalty", PENALTIES)
+    lam = float(_check_lam(lam, 1)[0])
+    last = len(layer_sizes(params)) - 2
+    h = tf.cast(last_layer_features(params, x_support), tf.float64)
+    y = tf.constant(np.asarray(y_support, dtype=np.float64).reshape(-1, 1))
+    k, d = h.shape
+    u0 = tf.constant(np.concatenate([params[f"w{last}"], params[f"b{last}"].reshape(1, -1)]).astype(np.float64))
+    if penalty == "function":
+        grid, prior = _grid_and_prior(params, x_grid, f_prior)
+        hg = tf.cast(last_layer_features(params, grid.numpy()), tf.float64)
+        metric = tf.matmul(hg, hg, transpose_a=True) / hg.shape[0]
+        target = tf.matmul(hg, tf.cast(prior, tf.float64), transpose_a=True) / hg.shape[0]
+    else:
+        scale = 0.5 if penalty == "proximal" else 1.0
+        metric = scale * tf.eye(d, dtype=tf.float64)
+        target = tf.matmul(metric, tf.zeros_like(u0) if penalty == "l2" else u0)
+    a = tf.matmul(h, h, transpose_a=True) / k + lam * metric
+    b = tf.matmul(h, y, transpose_a=True) / k + lam * target
+    u = tf.linalg.lstsq(a, b, fast=False)  # minimum-norm if singular
+    u = u.numpy()
+    out = {kk: np.array(v, copy=True) for kk, v in params.items()}
+    out[f"w{last}"] = u[:-1].astype(np.float32)
+    out[f"b{last}"] = u[-1].astype(np.float32).reshape(-1)
+    return out

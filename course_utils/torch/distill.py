@@ -1,0 +1,295 @@
+"""Chapter 4 in PyTorch: classification with a λ-weighted divergence to a target distribution.
+
+The objective is ``L(θ) + λ·D(p_θ, p*)`` with D a Kullback-Leibler divergence:
+
+* :func:`kl_regularised_loss` / :func:`kl_regularised_gradient` - softmax regression on a few
+  labelled points plus ``λ·KL(p* ‖ p_θ)`` on unlabelled points, where p* is a known posterior.
+* :func:`distillation_kl` - Hinton et al.'s (2015) temperature-softened KL, scaled by T².
+* :func:`lwf_forward` / :func:`lwf_loss` / :func:`lwf_finetune` - Learning without Forgetting
+  (Li & Hoiem 2016): a student that shares the teacher's features learns a new head on a
+  K-shot task while λ·T²·KL keeps its old-task predictions close to the teacher's.
+* :func:`train_classifier` - the teacher's ordinary minibatch training (Adam).
+
+Mirrors :mod:`course_utils.tensorflow.distill` name for name. Parameters are dicts in the layout
+of :mod:`course_utils.nets`; the LwF network uses ``w0, b0, w1, b1`` (shared features),
+``w_old, b_old`` (teacher head) and ``w_new, b_new`` (new-task head). Every function also accepts
+*batched* parameters with a leading axis B (one copy per episode or per λ): their losses are
+independent, so the gradient of the summed loss is every copy's own gradient.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from course_utils.seed import check_rng
+from course_utils.torch.core import from_numpy
+
+__all__ = [
+    "kl_divergence",
+    "distillation_kl",
+    "softmax_regression_logits",
+    "kl_regularised_loss",
+    "kl_regularised_gradient",
+    "fit_kl_regularised",
+    "lwf_forward",
+    "lwf_loss",
+    "lwf_finetune",
+    "adam_init",
+    "adam_step",
+    "train_classifier",
+]
+
+
+def _t(a, dtype=torch.float32) -> torch.Tensor:
+    return a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a), dtype=dtype)
+
+
+def _check_lam(lam) -> None:
+    lam_np = np.asarray(lam.detach() if isinstance(lam, torch.Tensor) else lam, dtype=float)
+    if not np.all(np.isfinite(lam_np)) or np.any(lam_np < 0):
+        raise ValueError(f"lam must be finite and >= 0, got {lam!r}")
+
+
+def _check_temperature(temperature) -> None:
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
+
+
+def kl_divergence(p_star: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of KL(p* ‖ softmax(logits)) in nats.
+
+    Args:
+        p_star: target probabilities (..., n, C), rows sum to one (zeros allowed).
+        logits: the model's logits (..., n, C).
+
+    Returns:
+        Shape ``(...)``: a scalar for unbatched input, (B,) for a batch of B.
+    """
+    p_star = _t(p_star)
+    log_q = F.log_softmax(logits, dim=-1)
+    kl = torch.special.xlogy(p_star, p_star) - p_star * log_q
+    return kl.sum(-1).mean(-1)
+
+
+def distillation_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, *,
+                    temperature: float = 1.0) -> torch.Tensor:
+    """Hinton et al.'s distillation term T²·KL(softmax(t/T) ‖ softmax(s/T)), mean over rows.
+
+    The T² keeps the gradient's size roughly independent of T (its gradient with respect to
+    the student logits is T·(softmax(s/T) − softmax(t/T))). Shapes: (..., n, C) → (...).
+    """
+    _check_temperature(temperature)
+    p_teacher = F.softmax(_t(teacher_logits) / temperature, dim=-1)
+    return temperature**2 * kl_divergence(p_teacher, student_logits / temperature)
+
+
+# --------------------------------------------------------------------------- 2-D Gaussian part
+def softmax_regression_logits(params: dict, x: torch.Tensor) -> torch.Tensor:
+    """Logits x W + b of softmax (multinomial logistic) regression: x (n, d) → (n, C).
+
+    ``params = {"w0": (d, C), "b0": (C,)}`` (:func:`course_utils.nets.init_mlp` with sizes (d, C)).
+    """
+    return _t(x) @ params["w0"] + params["b0"]
+
+
+def kl_regularised_loss(params: dict, x_labelled, y_labelled, x_unlabelled, p_star, *,
+                        lam: float = 0.0) -> torch.Tensor:
+    """J(θ) = mean CE on the labelled points + λ · mean KL(p*(x) ‖ p_θ(x)) on the unlabelled ones.
+
+    Shapes: ``x_labelled`` (n, d), ``y_labelled`` (n,), ``x_unlabelled`` (m, d),
+    ``p_star`` (m, C). ``lam`` >= 0.
+    """
+    _check_lam(lam)
+    ce = F.cross_entropy(softmax_regression_logits(params, x_labelled), _t(y_labelled, torch.int64))
+    return ce + lam * kl_divergence(p_star, softmax_regression_logits(params, x_unlabelled))
+
+
+def kl_regularised_gradient(params: dict[str, np.ndarray], x_labelled, y_labelled, x_unlabelled,
+                            p_star, *, lam: float = 0.0) -> tuple[float, dict[str, np.ndarray]]:
+    """J(θ) and its autograd gradient, NumPy in and out (compare with the closed form and TF)."""
+    theta = from_numpy(params)
+    loss = kl_regularised_loss(theta, x_labelled, y_labelled, x_unlabelled, p_star, lam=lam)
+    grads = torch.autograd.grad(loss, list(theta.values()))
+    return float(loss.detach()), {k: g.numpy() for k, g in zip(theta, grads)}
+
+
+def fit_kl_regularised(params: dict[str, np.ndarray], x_labelled, y_labelled, x_unlabelled, p_star,
+                       *, lam: float = 0.0, steps: int = 200, lr: float = 0.5
+                       ) -> tuple[dict[str, np.ndarray], list[float]]:
+    """Full-batch gradient descent on :func:`kl_regularised_loss` with step ``lr / (1 + λ)``.
+
+    The step shrinks with λ because the objective's curvature grows with λ; this changes the
+    path, not the minimiser. Returns the fitted NumPy params and the loss history (steps,).
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    theta = from_numpy(params)
+    step = lr / (1.0 + lam)
+    history = []
+    for _ in range(steps):
+        loss = kl_regularised_loss(theta, x_labelled, y_labelled, x_unlabelled, p_star, lam=lam)
+        grads = torch.autograd.grad(loss, list(theta.values()))
+        with torch.no_grad():
+            for p, g in zip(theta.values(), grads):
+                p -= step * g
+        history.append(float(loss.detach()))
+    return {k: v.detach().numpy().copy() for k, v in theta.items()}, history
+
+
+# --------------------------------------------------------------------------- Learning without Forgetting
+def _linear(h, w, b):
+    return h @ w + b[..., None, :]
+
+
+def lwf_forward(params: dict, x) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shared ReLU features, then the old (teacher) head and the new-task head.
+
+    Args:
+        params: ``w0 (D, H0), b0, w1 (H0, H1), b1, w_old (H1, C_old), b_old, w_new (H1, N), b_new``,
+            each optionally with a leading batch axis B.
+        x: images flattened to (n, D) or (B, n, D), float in [0, 1].
+
+    Returns:
+        ``(old_logits, new_logits)``: (…, n, C_old) and (…, n, N). A params dict without
+        ``w_new`` (the teacher) returns ``new_logits = None``.
+    """
+    h = torch.relu(_linear(_t(x), params["w0"], params["b0"]))
+    h = torch.relu(_linear(h, params["w1"], params["b1"]))
+    old = _linear(h, params["w_old"], params["b_old"])
+    new = _linear(h, params["w_new"], params["b_new"]) if "w_new" in params else None
+    return old, new
+
+
+def lwf_loss(params: dict, x_support, y_support, teacher_old_logits, *, lam=0.0,
+             temperature: float = 2.0) -> torch.Tensor:
+    """Learning without Forgetting: CE(new head, y) + λ·T²·KL(teacher_old/T ‖ student_old/T).
+
+    Shapes: ``x_support`` (…, n, D), ``y_support`` (…, n) ints, ``teacher_old_logits``
+    (…, n, C_old) recorded once from the frozen teacher. ``lam`` a float or a (B,) array
+    (one λ per batched copy). Returns (…,): one loss per copy.
+    """
+    _check_lam(lam)
+    old, new = lwf_forward(params, x_support)
+    y = _t(y_support, torch.int64)
+    ce = -torch.gather(F.log_softmax(new, dim=-1), -1, y[..., None])[..., 0].mean(-1)
+    return ce + _t(lam) * distillation_kl(teacher_old_logits, old, temperature=temperature)
+
+
+def adam_init(params: dict) -> dict:
+    """Adam's state (step count and zero moments) for a parameter dict."""
+    return {"t": 0, "m": {k: torch.zeros_like(v) for k, v in params.items()},
+            "v": {k: torch.zeros_like(v) for k, v in params.items()}}
+
+
+def adam_step(params: dict, grads: dict, state: dict, *, lr: float = 1e-3, beta1: float = 0.9,
+              beta2: float = 0.999, eps: float = 1e-8) -> dict:
+    """One Adam update (Kingma & Ba 2015) in place on ``params`` (tensors without grad); returns state."""
+    state["t"] += 1
+    t = state["t"]
+    with torch.no_grad():
+        for k, g in grads.items():
+            m = state["m"][k].mul_(beta1).add_((1 - beta1) * g)
+            v = state["v"][k].mul_(beta2).add_((1 - beta2) * g * g)
+            m_hat = m / (1 - beta1**t)
+            v_hat = v / (1 - beta2**t)
+            params[k].sub_(lr * m_hat / (torch.sqrt(v_hat) + eps))
+    return state
+
+
+def _per_copy(step: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Reshape a (B,) step size to broadcast over a batched weight (B, ...)."""
+    return step.reshape(step.shape + (1,) * (g.ndim - step.ndim))
+
+
+def lwf_finetune(params: dict[str, np.ndarray], x_support, y_support, *, lam=0.0,
+                 temperature: float = 2.0, steps: int = 40, lr: float = 0.1,
+                 frozen: tuple[str, ...] = ("w0", "b0")) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Fine-tune the student on the K-shot task with the LwF objective (full-batch gradient descent).
+
+    Each copy steps by ``lr / (1 + λ)``: the objective's curvature grows with λ, and this keeps
+    large λ stable without changing the minimiser (as in :func:`fit_kl_regularised`). Plain
+    gradient descent, not Adam: Adam divides by √v, which turns the rounding noise of a gradient
+    that is zero in exact arithmetic (the KL term at the start, where student = teacher) into
+    full-size steps, so PyTorch and TensorFlow would drift apart.
+
+    The teacher's old-head logits on the support images are recorded once from the starting
+    weights (which must hold the teacher's features and head, plus a new head).
+
+    Args:
+        params: NumPy dict as in :func:`lwf_forward`, unbatched or batched (leading B). A frozen
+            weight may stay unbatched (shared by all copies), which saves memory and time.
+        x_support: float (n, D) or (B, n, D); y_support: ints (n,) or (B, n).
+        lam: λ >= 0, a float or a (B,) array.
+        temperature: T > 0. steps: >= 0 gradient steps. lr: the step size.
+        frozen: names of weights that are not trained (default: the pixel-level first layer).
+
+    Returns:
+        ``(params, history)``: fine-tuned NumPy params and the loss history (steps, …).
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    _check_temperature(temperature)
+    unknown = set(frozen) - set(params)
+    if unknown:
+        raise ValueError(f"frozen must name weights of params, unknown: {sorted(unknown)}")
+    theta = from_numpy(params, requires_grad=False)
+    x = _t(x_support)
+    with torch.no_grad():
+        teacher_old, _ = lwf_forward(theta, x)
+    names = [k for k in theta if k not in frozen]
+    step = lr / (1.0 + _t(lam))  # a scalar or one step size per copy
+    history = []
+    for _ in range(steps):
+        for k in names:
+            theta[k].requires_grad_(True)
+        loss = lwf_loss(theta, x, y_support, teacher_old, lam=lam, temperature=temperature)
+        grads = torch.autograd.grad(loss.sum(), [theta[k] for k in names])
+        for k in names:
+            theta[k].requires_grad_(False)
+        with torch.no_grad():
+            for k, g in zip(names, grads):
+                theta[k].sub_(_per_copy(step, g) * g)
+        history.append(loss.detach().numpy().copy())
+    return {k: v.numpy().copy() for k, v in theta.items()}, np.asarray(history, dtype=np.float32)
+
+
+def train_classifier(params: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray, *,
+                     epochs: int = 5, batch_size: int = 128, lr: float = 1e-3,
+                     rng: np.random.Generator | int | None = 0) -> tuple[dict[str, np.ndarray], list[float]]:
+    """Train the teacher (features + old head) by minibatch Adam on the cross-entropy.
+
+    Args:
+        params: NumPy dict with ``w0, b0, w1, b1, w_old, b_old``.
+        images: uint8 (n, 28, 28) or (n, D), ink = 255 (converted to float per batch).
+        labels: ints (n,) in [0, C_old).
+        epochs, batch_size: >= 1. rng: shuffles the data (same order in both frameworks).
+
+    Returns:
+        ``(params, history)``: trained NumPy params and the mean loss of every epoch.
+    """
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    rng = check_rng(rng)
+    flat = np.asarray(images).reshape(len(images), -1)
+    theta = from_numpy(params, requires_grad=False)
+    state = adam_init(theta)
+    names = list(theta)
+    history = []
+    for _ in range(epochs):
+        order = rng.permutation(len(flat))
+        losses = []
+        for start in range(0, len(flat), batch_size):
+            idx = order[start:start + batch_size]
+            xb = torch.as_tensor(flat[idx], dtype=torch.float32) / 255.0
+            yb = torch.as_tensor(np.asarray(labels)[idx], dtype=torch.int64)
+            for v in theta.values():
+                v.requires_grad_(True)
+            loss = F.cross_entropy(lwf_forward(theta, xb)[0], yb)
+            grads = torch.autograd.grad(loss, [theta[k] for k in names])
+            for v in theta.values():
+                v.requires_grad_(False)
+            adam_step(theta, dict(zip(names, grads)), state, lr=lr)
+            losses.append(float(loss.detach()))
+        history.append(float(np.mean(losses)))
+    return {k: v.numpy().copy() for k, v in theta.items()}, history

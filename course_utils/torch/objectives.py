@@ -1,0 +1,441 @@
+"""PyTorch objectives for chapters 3-5: regularised fine-tuning and function-space priors.
+
+Mirrors :mod:`course_utils.tensorflow.objectives` name for name.
+
+Conventions (the same in both frameworks):
+
+* Parameters at rest are NumPy dicts in the layout of :mod:`course_utils.nets`.
+* Fine-tuning is vectorised over a leading *model* axis of size M (one model per
+  λ value × task × regulariser): a stacked parameter dict has weights (M, fan_in, fan_out) and
+  biases (M, 1, fan_out), so ``mlp_forward`` evaluates all M models with batched matmuls. This is
+  the same computation as ``torch.func.vmap`` over M independent models, written so that the
+  TensorFlow mirror is line for line the same.
+* The objective of one model is ``mean_i (f(x_i) - y_i)² + λ·penalty``, the *mean* over the K
+  support points (the article's sum Σ_i L equals K times the mean, so its λ is K times ours).
+* Adam is written out (Kingma & Ba 2015, with PyTorch's ε placement) so both frameworks run
+  exactly the same update.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from course_utils.nets import init_mlp, layer_sizes
+from course_utils.seed import check_rng
+from course_utils.tasks import sample_sinusoid_tasks
+from course_utils.torch.core import from_numpy, mlp_forward, to_numpy
+
+__all__ = [
+    # --- chapters 3 and 5: pretrained model, regularised fine-tuning, function-space priors
+    "PENALTIES",
+    "pretrain_sinusoid_mlp",
+    "stack_params",
+    "l2_penalty",
+    "l2sp_penalty",
+    "proximal_penalty",
+    "function_space_penalty",
+    "regularised_objective",
+    "finetune",
+    "lambda_sweep",
+    "last_layer_features",
+    "last_layer_closed_form",
+]
+
+# =====================================================================================
+# Chapters 3 and 5: regularised fine-tuning (weight decay, L2-SP), function-space prior,
+# iMAML's proximal term. (Chapter 4's distillation / KL helpers go in their own section.)
+# =====================================================================================
+
+PENALTIES = ("l2", "l2sp", "proximal", "function")
+
+
+def _one_thread(fn):
+    """Run ``fn`` with one intra-op thread, then restore the caller's setting.
+
+    These models are tiny (batched 40×40 matmuls): splitting them over threads only costs
+    synchronisation, and on a busy 1-2 core machine (Binder, CI) it is many times slower.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+    return wrapper
+
+
+_OPTIMIZERS = ("momentum", "gd", "adam")
+
+
+def _check_choice(value, name, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def _check_positive_int(value, name, low=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_lam(lam, m: int) -> np.ndarray:
+    lam = np.asarray(lam, dtype=np.float64)
+    if lam.ndim == 0:
+        lam = np.full(m, float(lam))
+    if lam.shape != (m,):
+        raise ValueError(f"lam must be a scalar or have shape ({m},) (one λ per model), got {lam.shape}")
+    if not np.all(np.isfinite(lam)) or np.any(lam < 0):
+        raise ValueError(f"lam must be finite and >= 0, got {lam}")
+    return lam.astype(np.float32)
+
+
+@_one_thread
+def pretrain_sinusoid_mlp(*, sizes: tuple[int, ...] = (1, 40, 40, 1), steps: int = 1500,
+                          n_tasks: int = 25, k_shot: int = 10, lr: float = 3e-3,
+                          rng: np.random.Generator | int | None = 0
+                          ) -> tuple[dict[str, np.ndarray], list[float]]:
+    """Pretrain one MLP on many sinusoid source tasks by plain joint regression.
+
+    Every step draws ``n_tasks`` fresh tasks (Finn et al. 2017 distribution) with ``k_shot``
+    points each, and takes one full-batch Adam step on the pooled mean squared error. A model
+    that cannot tell tasks apart learns the best task-agnostic guess, E[y | x] over tasks
+    (about −1.62 cos x for phases U[0, π]): that is the "prior function" f* of chapter 5 and
+    the θ₀ that chapter 3 fine-tunes. Deterministic given ``rng``; the weights are initialised
+    by :func:`course_utils.nets.init_mlp` and the data drawn in NumPy, so the TensorFlow mirror
+    sees the same numbers.
+
+    Args:
+        sizes: layer widths (input 1, output 1).
+        steps: Adam steps (>= 1).
+        n_tasks, k_shot: tasks per step and points per task.
+        lr: Adam learning rate (> 0).
+        rng: generator or seed (weights first, then data).
+
+    Returns:
+        ``(params, history)``: the NumPy weights θ₀ and the training loss of every step.
+    """
+    steps = _check_positive_int(steps, "steps")
+    n_tasks = _check_positive_int(n_tasks, "n_tasks")
+    k_shot = _check_positive_int(k_shot, "k_shot")
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    rng = check_rng(rng)
+    theta0 = init_mlp(sizes, rng=rng)
+    data = sample_sinusoid_tasks(steps * n_tasks, k_shot, 1, rng=rng)
+    xs = torch.from_numpy(data.x_support.reshape(steps, n_tasks * k_shot, 1))
+    ys = torch.from_numpy(data.y_support.reshape(steps, n_tasks * k_shot, 1))
+    params = from_numpy(theta0, requires_grad=False)
+    names = list(params)
+    state = _adam_init(params)
+    history = []
+    for t in range(steps):
+        p = {k: v.requires_grad_(True) for k, v in params.items()}
+        loss = torch.mean((mlp_forward(p, xs[t]) - ys[t]) ** 2)
+        grads = torch.autograd.grad(loss, [p[k] for k in names])
+        with torch.no_grad():
+            params = _adam_step({k: v.detach() for k, v in p.items()}, dict(zip(names, grads)),
+                                state, t + 1, lr)
+        history.append(float(loss.detach()))
+    return to_numpy(params), history
+
+
+# ------------------------------------------------------------------ stacking and penalties
+def stack_params(params: dict[str, np.ndarray], m: int) -> dict[str, torch.Tensor]:
+    """Copy a NumPy parameter dict ``m`` times on a new leading model axis.
+
+    Weights become (m, fan_in, fan_out) and biases (m, 1, fan_out), so that
+    :func:`course_utils.torch.mlp_forward` maps x (m, n, in) → (m, n, out).
+    """
+    m = _check_positive_int(m, "m")
+    out = {}
+    for k, v in params.items():
+        v = torch.as_tensor(np.asarray(v, dtype=np.float32))
+        if k.startswith("b"):
+            v = v.reshape(1, -1)
+        out[k] = v.unsqueeze(0).repeat(m, *([1] * v.ndim)).contiguous()
+    return out
+
+
+def _sq_norm(tensors) -> torch.Tensor:
+    """Σ over parameters of squared entries, per model: stacked tensors → (m,)."""
+    return sum(torch.sum(t.reshape(t.shape[0], -1) ** 2, dim=1) for t in tensors)
+
+
+def l2_penalty(params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Weight decay R(θ) = ‖θ‖², per model of a stacked dict: → (m,)."""
+    return _sq_norm(params.values())
+
+
+def l2sp_penalty(params: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor]) -> torch.Tensor:
+    """L2-SP (Li, Grandvalet & Davoine 2018) R(θ) = ‖θ − θ₀‖², per model: → (m,)."""
+    return _sq_norm(params[k] - anchor[k] for k in params)
+
+
+def proximal_penalty(params: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor]) -> torch.Tensor:
+    """iMAML's proximal term ½‖φ − θ‖² (Rajeswaran et al. 2019), per model: → (m,).
+
+    Multiplied by λ this is λ/2 ‖φ − θ‖²: the same as L2-SP with λ halved.
+    """
+    return 0.5 * l2sp_penalty(params, anchor)
+
+
+def function_space_penalty(params: dict[str, torch.Tensor], x_grid: torch.Tensor,
+                           f_prior: torch.Tensor) -> torch.Tensor:
+    """D(f_φ, f*) = mean over a grid of (f_φ(x_g) − f*(x_g))², per model: → (m,).
+
+    Args:
+        params: stacked parameters (m models).
+        x_grid: (G, 1) grid points, shared by all models.
+        f_prior: (G, 1) values of the prior function f* on the grid.
+    """
+    m = next(iter(params.values())).shape[0]
+    pred = mlp_forward(params, x_grid.unsqueeze(0).expand(m, -1, -1))
+    return torch.mean((pred - f_prior.unsqueeze(0)) ** 2, dim=(1, 2))
+
+
+def regularised_objective(params, x_support, y_support, lam, *, penalty: str = "l2sp",
+                          anchor=None, x_grid=None, f_prior=None) -> torch.Tensor:
+    """Per-model objective mean_i (f(x_i) − y_i)² + λ·penalty: stacked params, x (m, K, 1) → (m,).
+
+    ``anchor`` (stacked) is θ₀ for ``l2sp``/``proximal``; ``x_grid``/``f_prior`` (G, 1) are
+    needed for ``function``.
+    """
+    _check_choice(penalty, "penalty", PENALTIES)
+    data = torch.mean((mlp_forward(params, x_support) - y_support) ** 2, dim=(1, 2))
+    if penalty == "l2":
+        reg = l2_penalty(params)
+    elif penalty == "l2sp":
+        reg = l2sp_penalty(params, anchor)
+    elif penalty == "proximal":
+        reg = proximal_penalty(params, anchor)
+    else:
+        reg = function_space_penalty(params, x_grid, f_prior)
+    return data + lam * reg
+
+
+# ------------------------------------------------------------------ optimiser
+def _adam_init(params):
+    return {"m": {k: torch.zeros_like(v) for k, v in params.items()},
+            "v": {k: torch.zeros_like(v) for k, v in params.items()}}
+
+
+def _adam_step(params, grads, state, t, lr, b1=0.9, b2=0.999, eps=1e-8):
+    new = {}
+    for k in params:
+        g = grads[k]
+        state["m"][k] = b1 * state["m"][k] + (1 - b1) * g
+        state["v"][k] = b2 * state["v"][k] + (1 - b2) * g * g
+        m_hat = state["m"][k] / (1 - b1 ** t)
+        v_hat = state["v"][k] / (1 - b2 ** t)
+        new[k] = params[k] - lr * m_hat / (torch.sqrt(v_hat) + eps)
+    return new
+
+
+@_one_thread
+def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalty: str = "l2sp",
+             anchor: dict[str, np.ndarray] | None = None, x_grid=None, f_prior=None,
+             steps: int = 100, lr: float = 0.005, optimizer: str = "momentum", momentum: float = 0.9,
+             trainable: Sequence[str] | None = None, return_history: bool = False):
+    """Fine-tune M copies of ``params`` at once, model m on task m with weight ``lam[m]``.
+
+    Full-batch ``steps`` of gradient descent with heavy-ball momentum (``"momentum"``, the
+    default: v ← βv + g, θ ← θ − lr·v), plain gradient descent (``"gd"``) or Adam (``"adam"``) on
+
+        J_m(θ) = mean_i (f_θ(x_i) − y_i)² + λ_m·penalty(θ),
+
+    starting from ``params``. The gradient step uses J/(1 + λ), which has the same minimiser but
+    a curvature bounded for every λ, so one learning rate is stable from λ = 0 to λ = 10⁴.
+    (With Adam, λ‖θ‖² is *not* weight decay: Adam rescales each coordinate, so the penalty's
+    gradient on weights the data barely touch moves them at full speed whatever λ is.)
+
+    Args:
+        params: NumPy start weights θ₀ (unstacked).
+        x_support, y_support: (M, K, 1) arrays; M models, K points each.
+        lam: scalar or (M,) non-negative weights λ.
+        penalty: ``"l2"`` ‖θ‖², ``"l2sp"`` ‖θ − θ₀‖², ``"proximal"`` ½‖θ − θ₀‖², or
+            ``"function"`` mean_g (f_θ(x_g) − f*(x_g))².
+        anchor: the θ₀ of ``l2sp``/``proximal`` (default: ``params``).
+        x_grid, f_prior: (G, 1) grid and prior values f*(x_g) for ``"function"``; by default
+            41 points on [−5, 5] and f* = f_{params} (the pretrained model's prediction).
+        steps, lr, optimizer, momentum: the optimiser's schedule (β = ``momentum``).
+        trainable: names of the parameters to update (default all; e.g. ``("w2", "b2")``
+            fine-tunes only the last layer).
+        return_history: also return the (steps, M) objective values.
+
+    Returns:
+        Stacked NumPy weights (M, ...) (biases (M, 1, out)); with ``return_history`` also the
+        history array.
+    """
+    _check_choice(penalty, "penalty", PENALTIES)
+    _check_choice(optimizer, "optimizer", _OPTIMIZERS)
+    steps = _check_positive_int(steps, "steps", 0)
+    x = torch.as_tensor(np.asarray(x_support, dtype=np.float32))
+    y = torch.as_tensor(np.asarray(y_support, dtype=np.float32))
+    if x.ndim != 3 or x.shape != y.shape:
+        raise ValueError(f"x_support and y_support must both be (M, K, 1), got {tuple(x.shape)} "
+                         f"and {tuple(y.shape)}")
+    m = x.shape[0]
+    lam_t = torch.as_tensor(_check_lam(lam, m))
+    trainable = list(params) if trainable is None else list(trainable)
+    unknown = set(trainable) - set(params)
+    if unknown:
+        raise ValueError(f"trainable must name parameters among {sorted(params)}, got {sorted(unknown)}")
+    theta = stack_params(params, m)
+    anchor_t = stack_params(params if anchor is None else anchor, m)
+    grid_t = prior_t = None
+    if penalty == "function":
+        grid_t, prior_t = _grid_and_prior(params, x_grid, f_prior)
+    state = _adam_init({k: theta[k] for k in trainable})
+    history = []
+    for t in range(steps):
+        p = {k: (v.requires_grad_(True) if k in trainable else v) for k, v in theta.items()}
+        obj = regularised_objective(p, x, y, lam_t, penalty=penalty, anchor=anchor_t, x_grid=grid_t,
+                                    f_prior=prior_t)
+        # Models are independent, so the gradient of the sum is every model's own gradient.
+        # Dividing by 1 + λ keeps the minimiser and bounds the curvature for every λ.
+        grads = torch.autograd.grad((obj / (1.0 + lam_t)).sum(), [p[k] for k in trainable])
+        grads = dict(zip(trainable, grads))
+        with torch.no_grad():
+            live = {k: p[k].detach() for k in trainable}
+            if optimizer == "adam":
+                live = _adam_step(live, grads, state, t + 1, lr)
+            elif optimizer == "momentum":
+                for k in trainable:
+                    state["m"][k] = momentum * state["m"][k] + grads[k]
+                live = {k: live[k] - lr * state["m"][k] for k in trainable}
+            else:
+                live = {k: live[k] - lr * grads[k] for k in trainable}
+            theta = {**{k: v.detach() for k, v in theta.items()}, **live}
+        if return_history:
+            history.append(obj.detach().numpy().copy())
+    out = to_numpy(theta)
+    if return_history:
+        return out, np.array(history, dtype=np.float32).reshape(steps, m)
+    return out
+
+
+def _grid_and_prior(params, x_grid, f_prior):
+    if x_grid is None:
+        x_grid = np.linspace(-5, 5, 41, dtype=np.float32).reshape(-1, 1)
+    x_grid = np.asarray(x_grid, dtype=np.float32).reshape(-1, 1)
+    if f_prior is None:
+        from course_utils.nets import mlp_forward_numpy
+        f_prior = mlp_forward_numpy(params, x_grid)
+    f_prior = np.asarray(f_prior, dtype=np.float32).reshape(-1, 1)
+    if f_prior.shape != x_grid.shape:
+        raise ValueError(f"f_prior must have shape {x_grid.shape} to match x_grid, got {f_prior.shape}")
+    return torch.as_tensor(x_grid), torch.as_tensor(f_prior)
+
+
+@_one_thread
+def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequence[int] = (5,),
+                 penalties: Sequence[str] = ("l2", "l2sp"), x_eval=None, steps: int = 100,
+                 lr: float = 0.005, optimizer: str = "momentum", **penalty_kwargs) -> dict:
+    """Test MSE against λ for several penalties and support sizes K, all models in one batch.
+
+    For every K, every penalty, every task and every λ, fine-tune ``params`` on the task's first K
+    support points (:func:`finetune`) and measure the MSE against the task's true function on
+    ``x_eval`` (default 100 points on [−5, 5]).
+
+    Args:
+        params: NumPy start weights θ₀.
+        tasks: :class:`course_utils.tasks.SinusoidTasks` with at least max(k_shots) support points.
+        lambdas: (L,) non-negative λ values.
+        k_shots: support sizes K.
+        penalties: names from :data:`PENALTIES`.
+
+    Returns:
+        ``{"lambdas": (L,), "k_shots": (nK,), "test_mse": {penalty: (nK, L)}, "sem": {penalty:
+        (nK, L)}, "per_task": {penalty: (nK, T, L)}}`` (NumPy, mean over tasks and its standard error).
+    """
+    lambdas = np.asarray(lambdas, dtype=np.float32).reshape(-1)
+    _check_lam(lambdas, lambdas.size)
+    k_shots = [_check_positive_int(k, "k_shots") for k in k_shots]
+    if max(k_shots) > tasks.x_support.shape[1]:
+        raise ValueError(f"k_shots must be <= {tasks.x_support.shape[1]} (support points per task), "
+                         f"got {max(k_shots)}")
+    for p in penalties:
+        _check_choice(p, "penalties", PENALTIES)
+    x_eval = np.linspace(-5, 5, 100, dtype=np.float32) if x_eval is None else np.asarray(x_eval, np.float32)
+    y_eval = tasks.true_function(x_eval)  # (T, E)
+    n_t, n_l = tasks.n_tasks, lambdas.size
+    per_task = {p: np.zeros((len(k_shots), n_t, n_l), dtype=np.float64) for p in penalties}
+    x_e = np.broadcast_to(x_eval.reshape(1, -1, 1), (n_t * n_l, x_eval.size, 1))
+    for ik, k in enumerate(k_shots):
+        xs = np.repeat(tasks.x_support[:, :k], n_l, axis=0)  # model index = task * L + λ index
+        ys = np.repeat(tasks.y_support[:, :k], n_l, axis=0)
+        lam = np.tile(lambdas, n_t)
+        for p in penalties:
+            fitted = finetune(params, xs, ys, lam, penalty=p, steps=steps, lr=lr, optimizer=optimizer,
+                              **penalty_kwargs)
+            with torch.no_grad():
+                pred = mlp_forward({k_: torch.as_tensor(v) for k_, v in fitted.items()},
+                                   torch.as_tensor(np.ascontiguousarray(x_e))).numpy()[..., 0]
+            mse = np.mean((pred.reshape(n_t, n_l, -1) - y_eval[:, None, :]) ** 2, axis=-1)
+            per_task[p][ik] = mse
+    mean = {p: v.mean(axis=1) for p, v in per_task.items()}
+    sem = {p: v.std(axis=1, ddof=1) / np.sqrt(n_t) if n_t > 1 else np.zeros_like(mean[p])
+           for p, v in per_task.items()}
+    return {"lambdas": lambdas, "k_shots": np.array(k_shots), "test_mse": mean, "sem": sem,
+            "per_task": per_task}
+
+
+# ------------------------------------------------------------------ exact last-layer solution
+def last_layer_features(params: dict[str, np.ndarray], x) -> torch.Tensor:
+    """Features of the last layer with a constant 1 appended: x (n, 1) → (n, hidden + 1)."""
+    n = len(layer_sizes(params)) - 1
+    h = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    for i in range(n - 1):
+        h = torch.relu(h @ torch.as_tensor(params[f"w{i}"]) + torch.as_tensor(params[f"b{i}"]))
+    return torch.cat([h, torch.ones_like(h[:, :1])], dim=1)
+
+
+def last_layer_closed_form(params: dict[str, np.ndarray], x_support, y_support, lam: float, *,
+                           penalty: str = "l2sp", x_grid=None, f_prior=None) -> dict[str, np.ndarray]:
+    """Exact minimiser when only the last layer u = (w_last, b_last) is trained.
+
+    With features H (K, d) (:func:`last_layer_features`) the objective (1/K)‖Hu − y‖² + λ·R(u)
+    is a quadratic, minimised by solving (HᵀH/K + λM) u = Hᵀy/K + λMu₀ in float64, where
+
+    * ``l2``: M = I, u₀ = 0 (ridge regression);
+    * ``l2sp``: M = I, u₀ = the pretrained last layer; ``proximal``: the same with λ/2;
+    * ``function``: M = H_gᵀH_g/G on the grid and Mu₀ = H_gᵀf*/G (a *generalised* ridge).
+
+    Args:
+        params: NumPy weights θ₀ (their hidden layers stay fixed).
+        x_support, y_support: (K, 1).
+        lam: λ ≥ 0 (λ = 0 with K < d gives the minimum-norm least-squares solution).
+
+    Returns:
+        ``params`` with the last layer replaced by the solution (NumPy, unstacked).
+    """
+    _check_choice(penalty, "penalty", PENALTIES)
+    lam = float(_check_lam(lam, 1)[0])
+    last = len(layer_sizes(params)) - 2
+    h = last_layer_features(params, x_support).double()
+    y = torch.as_tensor(np.asarray(y_support, dtype=np.float64)).reshape(-1, 1)
+    k, d = h.shape
+    u0 = torch.cat([torch.as_tensor(params[f"w{last}"]), torch.as_tensor(params[f"b{last}"]).reshape(1, -1)]
+                   ).double()
+    if penalty == "function":
+        grid, prior = _grid_and_prior(params, x_grid, f_prior)
+        hg = last_layer_features(params, grid).double()
+        metric = hg.T @ hg / hg.shape[0]
+        target = hg.T @ prior.double() / hg.shape[0]
+    else:
+        scale = 0.5 if penalty == "proximal" else 1.0
+        metric = scale * torch.eye(d, dtype=torch.float64)
+        target = metric @ (torch.zeros_like(u0) if penalty == "l2" else u0)
+    a = h.T @ h / k + lam * metric
+    b = h.T @ y / k + lam * target
+    u = torch.linalg.lstsq(a, b, driver="gelsd").solution  # minimum-norm if singular
+    out = {kk: np.array(v, copy=True) for kk, v in params.items()}
+    out[f"w{last}"] = u[:-1].float().numpy()
+    out[f"b{last}"] = u[-1].float().numpy().reshape(-1)
+    return out
