@@ -28,8 +28,11 @@ $(STAMP): requirements.txt pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# JupyterLab refuses to run as root without --allow-root (containers, CI machines).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ALLOW_ROOT) $(LAB_ARGS)
 
 test: setup
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
