@@ -246,3 +246,50 @@ def test_check_retrace_count():
     assert not ch02.check_retrace_count(1)
     assert not ch02.check_retrace_count("5")
     assert not ch02.check_retrace_count(None)
+
+
+@pytest.mark.parametrize("fw", ["torch", "tensorflow"])
+def test_mlp_module_round_trip_and_forward(fw):
+    """mlp_module holds the NumPy weights (transposed for nn.Linear) and computes mlp_forward_numpy."""
+    import importlib
+
+    from course_utils.nets import init_mlp, mlp_forward_numpy
+
+    mod = importlib.import_module(f"course_utils.{fw}")
+    p = init_mlp((2, 7, 5, 3), rng=4)
+    net = mod.mlp_module(p)
+    x = np.random.default_rng(0).standard_normal((6, 2)).astype(np.float32)
+    if fw == "torch":
+        import torch
+
+        out = net(torch.from_numpy(x)).detach().numpy()
+        assert net[0].weight.shape == (7, 2)  # nn.Linear stores (out, in)
+    else:
+        out = net(x).numpy()
+    np.testing.assert_allclose(out, mlp_forward_numpy(p, x), rtol=1e-5, atol=1e-6)
+    back = mod.module_to_numpy(net)
+    assert set(back) == set(p) and all(np.array_equal(back[k], p[k]) for k in p)
+    with pytest.raises(ValueError, match="params"):
+        mod.mlp_module({"w0": p["w0"]})
+
+
+def test_weights_copy_across_frameworks_through_modules():
+    import torch
+
+    import course_utils.tensorflow as ctf
+    import course_utils.torch as ct
+    from course_utils.nets import init_mlp
+
+    p = init_mlp((1, 40, 40, 1), rng=8)
+    net = ct.mlp_module(p)
+    with torch.no_grad():
+        for prm in net.parameters():
+            prm.add_(0.1)  # train-like change on the PyTorch side
+    keras_model = ctf.mlp_module(ct.module_to_numpy(net))
+    x = np.linspace(-5, 5, 11, dtype=np.float32)[:, None]
+    np.testing.assert_allclose(keras_model(x).numpy(), net(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="Linear"):
+        ct.module_to_numpy(torch.nn.ReLU())
+    with pytest.raises(ValueError, match="Dense"):
+        ctf.module_to_numpy(object())

@@ -76,13 +76,14 @@ def draw_episode(images: np.ndarray, n_way: int = 5, k_shot: int = 1, n_query: i
         dict with ``n_way, k_shot, n_query``, ``n_support_images`` (N·K), ``n_query_images``
         (N·Q), ``support_shape``, ``query_shape``, ``classes`` (the character ids drawn),
         ``support_labels`` / ``query_labels`` (lists), ``chance_accuracy`` (1/N) and
-        ``disjoint`` (True when no query image is also a support image).
+        ``disjoint`` (True when no query image equals a support image of its class, pixel for
+        pixel; Omniglot's one duplicated drawing, Braille character01, could make it False).
     """
     sampler = EpisodeSampler(images, n_way=n_way, k_shot=k_shot, n_query=n_query)
     ep = sampler.sample(np.random.default_rng(seed))
     flat_s = ep.x_support.reshape(len(ep.x_support), -1)
     flat_q = ep.x_query.reshape(len(ep.x_query), -1)
-    # an image of the same class counts as shared only if it is the very same drawing index
+    # support and query are drawn without replacement; check it on the pixels the learner sees
     disjoint = not any(np.array_equal(a, b) for c in range(n_way)
                        for a in flat_s[ep.y_support == c] for b in flat_q[ep.y_query == c])
     result = {
@@ -96,17 +97,23 @@ def draw_episode(images: np.ndarray, n_way: int = 5, k_shot: int = 1, n_query: i
     if show:
         import matplotlib.pyplot as plt
 
+        shown = min(max_query_shown, n_query)
         mosaic = episode_mosaic(ep, max_query=max_query_shown)
-        fig, ax = plt.subplots(figsize=(min(12, 1 + mosaic.shape[1] / 40), min(10, 1 + mosaic.shape[0] / 40)))
+        h, w, gap = ep.x_support.shape[-2], ep.x_support.shape[-1], 4
+        fig, ax = plt.subplots(figsize=(max(6.0, 1.6 + mosaic.shape[1] / 45), max(2.5, 0.6 + mosaic.shape[0] / 45)))
         ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"{n_way}-way {k_shot}-shot Omniglot episode, {n_query} query/class "
-                     f"(left: support, right: {min(max_query_shown, n_query)} query shown); "
-                     f"chance = {1 / n_way:.3g}", fontsize="small")
-        h = ep.x_support.shape[-2]
-        ax.set_yticks([(c + 0.5) * (h + 4) - 2 for c in range(n_way)],
-                      [f"class {c} (char {cid})" for c, cid in enumerate(result["classes"])], fontsize=7)
-        ax.set_xticks([])
-        ax.set_xlabel("images (28 × 28 px each)")
+        boundary = k_shot * (w + gap) + gap / 2
+        ax.axvline(boundary, color="C3", lw=1.5)
+        ax.set_xticks([boundary / 2, boundary + 1.5 * gap + shown * (w + gap) / 2],
+                      [f"support: {k_shot} per class", f"query: {shown} of {n_query} per class shown"],
+                      fontsize="small")
+        ax.set_yticks([c * (h + gap) + h / 2 for c in range(n_way)],
+                      [f"label {c} (char {cid})" for c, cid in enumerate(result["classes"])],
+                      fontsize=7 if n_way > 10 else "small")
+        ax.set_title(f"{n_way}-way {k_shot}-shot Omniglot episode: {n_way * k_shot} support, "
+                     f"{n_way * n_query} query images; chance = {1 / n_way:.3g}", fontsize="medium")
+        ax.set_xlabel("28 × 28 px images (ink dark)")
+        fig.tight_layout()
         plt.show()
     return result
 
