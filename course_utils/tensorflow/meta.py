@@ -353,9 +353,18 @@ def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.
     n = _n_tasks(xs)
     size = n if chunk_size is None else chunk_size
 
-    def per_task(fn, phi, x, y):
+    @tf.function
+    def _per_task_loss(phi, x, y):
         pred = tasks_forward(phi, x, forward=forward)
-        return tf.vectorized_map(lambda a: fn(a[0], a[1]), (pred, y))
+        return tf.vectorized_map(lambda a: loss_fn(a[0], a[1]), (pred, y))
+
+    @tf.function
+    def _per_task_acc(phi, x, y):
+        pred = tasks_forward(phi, x, forward=forward)
+        return tf.vectorized_map(lambda a: acc_fn(a[0], a[1]), (pred, y))
+
+    def per_task(fn, phi, x, y):  # one compiled graph per metric (vectorised over tasks)
+        return (_per_task_acc if fn is acc_fn else _per_task_loss)(phi, x, y)
 
     acc_fn = lambda p, y: tf.reduce_mean(tf.cast(tf.argmax(p, -1) == tf.cast(y, tf.int64), tf.float32))  # noqa: E731
     losses, accs, guarded = [], [], []
