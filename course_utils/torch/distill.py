@@ -42,7 +42,10 @@ __all__ = [
 
 
 def _t(a, dtype=torch.float32) -> torch.Tensor:
-    return a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a), dtype=dtype)
+    if isinstance(a, torch.Tensor):
+        return a
+    a = np.asarray(a)
+    return torch.as_tensor(a if a.flags.writeable else a.copy(), dtype=dtype)
 
 
 def _check_lam(lam) -> None:
