@@ -32,6 +32,7 @@ from course_utils.nets import convnet_head_names, init_convnet  # noqa: E402,F40
 __all__ = ["init_convnet", "convnet_forward", "convnet_head_names", "BN_EPS"]
 
 BN_EPS = 1e-5
+_PAD = [[0, 0], [1, 1], [1, 1], [0, 0]]  # explicit padding 1, as PyTorch's padding=1 ("SAME" differs on even sizes)
 
 
 def convnet_forward(params: dict, x: tf.Tensor) -> tf.Tensor:
