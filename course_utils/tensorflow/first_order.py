@@ -194,7 +194,8 @@ def make_meta_step(method: str, *, inner_lr: float = 0.01, steps: int = 1,
     ``"reptile"`` (ascend it; support and query are concatenated into the task's data).
     MAML and FOMAML are chapter 6's :func:`course_utils.tensorflow.make_meta_gradient_fn`
     (tiled weights); ANIL and Reptile vectorise the tasks with ``tf.vectorized_map`` (nested
-    tapes inside; traced once per input shape).
+    tapes inside; traced once per input shape), except Reptile on a model other than the MLP,
+    whose per-task convolution filters ``pfor`` cannot batch: it loops over the tasks in the graph.
     """
     _check_method(method)
     _check_lr(inner_lr, "inner_lr")
@@ -215,8 +216,18 @@ def make_meta_step(method: str, *, inner_lr: float = 0.01, steps: int = 1,
                                     batch_size=reptile_batch_size, forward=forward, loss_fn=loss_fn)
                 return loss_fn(forward(params, xt[first]), yt[first]), phi
 
-            losses, phi = tf.vectorized_map(task, (x, y))
-            return tf.reduce_mean(losses), {k: tf.reduce_mean(phi[k], axis=0) - params[k] for k in params}
+            if forward is mlp_forward:
+                losses, phi = tf.vectorized_map(task, (x, y))
+                return tf.reduce_mean(losses), {k: tf.reduce_mean(phi[k], axis=0) - params[k] for k in params}
+            # pfor cannot batch a convolution over per-task filters: a graph loop over the tasks
+            n_tasks = int(x.shape[0])
+            total = {k: tf.zeros_like(v) for k, v in params.items()}
+            loss_sum = tf.constant(0.0)
+            for t in tf.range(n_tasks):
+                loss_t, phi = task((x[t], y[t]))
+                total = {k: total[k] + phi[k] for k in total}
+                loss_sum += loss_t
+            return loss_sum / n_tasks, {k: total[k] / n_tasks - params[k] for k in params}
 
         return reptile_step
 
@@ -246,18 +257,23 @@ def make_meta_step(method: str, *, inner_lr: float = 0.01, steps: int = 1,
 def train_meta_method(method: str, params: dict[str, np.ndarray], sample_tasks: Callable, *,
                       n_iterations: int = 1000, outer_lr: float = 1e-3, epsilon_start: float = 1.0,
                       epsilon_end: float = 0.0, eval_fn: Callable | None = None, eval_every: int = 100,
-                      progress: bool = True, **step_kwargs) -> tuple[dict[str, np.ndarray], dict]:
+                      progress: bool = True, num_threads: int | None = 1,
+                      **step_kwargs) -> tuple[dict[str, np.ndarray], dict]:
     """Meta-train with one of :data:`METHODS` and measure its cost (mirrors the PyTorch version).
 
-    ``"maml"``/``"fomaml"``/``"anil"`` use Adam (Keras, ε = 1e-8) on the meta-gradient;
-    ``"reptile"`` uses θ ← θ + ε_i·direction with ε_i from :func:`reptile_epsilon`. The first
-    call of the compiled step (tracing) is excluded from ``seconds_per_iteration`` and reported
-    as ``trace_seconds``. See :func:`course_utils.torch.train_meta_method` for the arguments and
-    the returned history.
+    ``"maml"``/``"fomaml"``/``"anil"`` use Adam in PyTorch's form (β₁ = 0.9, β₂ = 0.999,
+    ε = 1e-8) on the meta-gradient; ``"reptile"`` uses θ ← θ + ε_i·direction with ε_i from
+    :func:`reptile_epsilon`. The meta-step and the update run in one ``tf.function``; its first
+    call (tracing) is excluded from ``seconds_per_iteration`` and reported as ``trace_seconds``.
+    ``num_threads`` is accepted for symmetry with PyTorch and ignored (TensorFlow's thread pools
+    are fixed when it starts). See :func:`course_utils.torch.train_meta_method` for the other
+    arguments and the returned history.
     """
     _check_method(method)
     n_iterations = _check_positive_int(n_iterations, "n_iterations")
     eval_every = _check_positive_int(eval_every, "eval_every")
+    if num_threads is not None:
+        _check_positive_int(num_threads, "num_threads")
     if method != "reptile":
         _check_lr(outer_lr, "outer_lr")
     else:
@@ -265,7 +281,24 @@ def train_meta_method(method: str, params: dict[str, np.ndarray], sample_tasks: 
     step = make_meta_step(method, **step_kwargs)
     names = list(params)
     variables = {k: tf.Variable(np.asarray(v, np.float32), name=k) for k, v in params.items()}
-    opt = tf.keras.optimizers.Adam(learning_rate=outer_lr, epsilon=1e-8) if method != "reptile" else None
+    m = {k: tf.Variable(tf.zeros_like(v)) for k, v in variables.items()}
+    v2 = {k: tf.Variable(tf.zeros_like(v)) for k, v in variables.items()}
+    b1, b2, adam_eps = 0.9, 0.999, 1e-8
+
+    @tf.function(reduce_retracing=True)
+    def train_step(t, eps, xs, ys, xq, yq):
+        loss, update = step({k: tf.convert_to_tensor(variables[k]) for k in names}, xs, ys, xq, yq)
+        if method == "reptile":
+            for k in names:
+                variables[k].assign_add(eps * update[k])
+        else:
+            c1, c2 = 1.0 - tf.pow(b1, t), 1.0 - tf.pow(b2, t)
+            for k in names:
+                m[k].assign(b1 * m[k] + (1.0 - b1) * update[k])
+                v2[k].assign(b2 * v2[k] + (1.0 - b2) * tf.square(update[k]))
+                variables[k].assign_sub(outer_lr * (m[k] / c1) / (tf.sqrt(v2[k] / c2) + adam_eps))
+        return loss
+
     hist = {"loss": [], "eval_iterations": [], "eval": []}
     seconds, trace = 0.0, 0.0
     from tqdm.auto import trange
@@ -276,21 +309,16 @@ def train_meta_method(method: str, params: dict[str, np.ndarray], sample_tasks: 
                 hist["eval_iterations"].append(i)
                 hist["eval"].append(float(eval_fn({k: v.numpy() for k, v in variables.items()})))
             batch = [_c(a) for a in sample_tasks(i)]
+            eps = reptile_epsilon(i, n_iterations, epsilon_start=epsilon_start, epsilon_end=epsilon_end) \
+                if method == "reptile" else 0.0
             t0 = time.perf_counter()
-            theta = {k: tf.convert_to_tensor(variables[k]) for k in names}
-            loss, update = step(theta, *batch)
-            if method == "reptile":
-                eps = reptile_epsilon(i, n_iterations, epsilon_start=epsilon_start, epsilon_end=epsilon_end)
-                for k in names:
-                    variables[k].assign_add(eps * update[k])
-            else:
-                opt.apply_gradients([(update[k], variables[k]) for k in names])
+            loss = float(train_step(tf.constant(i + 1.0), tf.constant(eps, tf.float32), *batch))
             dt = time.perf_counter() - t0
             if i == 0:
                 trace = dt
             else:
                 seconds += dt
-            hist["loss"].append(float(loss))
+            hist["loss"].append(loss)
     final = {k: v.numpy().astype(np.float32) for k, v in variables.items()}
     if eval_fn is not None:
         hist["eval_iterations"].append(n_iterations)

@@ -27,6 +27,11 @@ from course_utils.chapters.ch07 import PeakMemory, head_keys, reptile_epsilon
 from course_utils.torch.core import from_numpy, maml_meta_gradient, mlp_forward, mse_loss
 from course_utils.torch.meta import as_task_tensors, make_meta_gradient_fn
 
+
+def _np(a) -> torch.Tensor:
+    """NumPy → tensor as chapter 6 does it (float32; int64 labels; uint8 images scaled to [0, 1])."""
+    return as_task_tensors(a)[0]
+
 __all__ = [
     "METHODS",
     "reptile_epsilon",
@@ -44,7 +49,6 @@ __all__ = [
 #: The four methods the chapter compares.
 METHODS = ("maml", "fomaml", "reptile", "anil")
 
-_np = lambda a: torch.as_tensor(np.asarray(a))  # noqa: E731
 
 
 def _check_method(method: str) -> str:
