@@ -223,7 +223,7 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
     """Fine-tune M copies of ``params`` at once, model m on task m with weight ``lam[m]``.
 
     Mirrors :func:`course_utils.torch.finetune` (same arguments, same optimiser, same result to
-    float32 tolerance): ``steps`` full-batch steps on J/(1 + λ) with
+    float32 tolerance; with Adam, coordinates whose gradient is ~0 make the comparison fragile): ``steps`` full-batch steps on J/(1 + λ) with
     J = mean_i (f_θ(x_i) − y_i)² + λ·penalty(θ). Returns stacked NumPy weights (M, ...), and the
     (steps, M) history of J with ``return_history``.
     """
@@ -270,7 +270,8 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
 
 def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequence[int] = (5,),
                  penalties: Sequence[str] = ("l2", "l2sp"), x_eval=None, steps: int = 100,
-                 lr: float = 0.005, optimizer: str = "momentum", **penalty_kwargs) -> dict:
+                 lr: float = 0.005, optimizer: str = "momentum", progress: bool = False,
+                 **penalty_kwargs) -> dict:
     """Test MSE against λ for several penalties and support sizes K, all models in one batch.
 
     Mirrors :func:`course_utils.torch.lambda_sweep`; returns ``{"lambdas", "k_shots",
@@ -290,6 +291,10 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
     per_task = {p: np.zeros((len(k_shots), n_t, n_l), dtype=np.float64) for p in penalties}
     x_e = tf.constant(np.ascontiguousarray(np.broadcast_to(x_eval.reshape(1, -1, 1),
                                                            (n_t * n_l, x_eval.size, 1))))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(k_shots) * len(penalties), desc="λ sweep", leave=False)
     for ik, k in enumerate(k_shots):
         xs = np.repeat(tasks.x_support[:, :k], n_l, axis=0)
         ys = np.repeat(tasks.y_support[:, :k], n_l, axis=0)
@@ -299,6 +304,10 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
                               **penalty_kwargs)
             pred = mlp_forward({k_: tf.constant(v) for k_, v in fitted.items()}, x_e).numpy()[..., 0]
             per_task[p][ik] = np.mean((pred.reshape(n_t, n_l, -1) - y_eval[:, None, :]) ** 2, axis=-1)
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
     mean = {p: v.mean(axis=1) for p, v in per_task.items()}
     sem = {p: v.std(axis=1, ddof=1) / np.sqrt(n_t) if n_t > 1 else np.zeros_like(mean[p])
            for p, v in per_task.items()}
@@ -319,7 +328,8 @@ def last_layer_features(params: dict[str, np.ndarray], x) -> tf.Tensor:
 def last_layer_closed_form(params: dict[str, np.ndarray], x_support, y_support, lam: float, *,
                            penalty: str = "l2sp", x_grid=None, f_prior=None) -> dict[str, np.ndarray]:
     """Exact minimiser when only the last layer is trained (mirrors the PyTorch function):
-    solve (HᵀH/K + λM) u = Hᵀy/K + λMu₀ in float64. Returns ``params`` with the new last layer."""
+    solve (HᵀH/K + λM) u = Hᵀy/K + λt in float64 (the solution nearest u₀ where singular).
+    Returns ``params`` with the new last layer."""
     _check_choice(penalty, "penalty", PENALTIES)
     lam = float(_check_lam(lam, 1)[0])
     last = len(layer_sizes(params)) - 2
@@ -330,15 +340,16 @@ def last_layer_closed_form(params: dict[str, np.ndarray], x_support, y_support, 
     if penalty == "function":
         grid, prior = _grid_and_prior(params, x_grid, f_prior)
         hg = tf.cast(last_layer_features(params, grid.numpy()), tf.float64)
+        prior = tf.matmul(hg, u0) if f_prior is None else tf.cast(prior, tf.float64)
         metric = tf.matmul(hg, hg, transpose_a=True) / hg.shape[0]
-        target = tf.matmul(hg, tf.cast(prior, tf.float64), transpose_a=True) / hg.shape[0]
+        target = tf.matmul(hg, prior, transpose_a=True) / hg.shape[0]
     else:
         scale = 0.5 if penalty == "proximal" else 1.0
         metric = scale * tf.eye(d, dtype=tf.float64)
         target = tf.matmul(metric, tf.zeros_like(u0) if penalty == "l2" else u0)
     a = tf.matmul(h, h, transpose_a=True) / k + lam * metric
-    b = tf.matmul(h, y, transpose_a=True) / k + lam * target
-    u = tf.linalg.lstsq(a, b, fast=False)  # minimum-norm if singular
+    rhs = tf.matmul(h, y - tf.matmul(h, u0), transpose_a=True) / k + lam * (target - tf.matmul(metric, u0))
+    u = u0 + tf.matmul(tf.linalg.pinv(a, rcond=1e-10), rhs)  # the minimiser nearest u₀
     u = u.numpy()
     out = {kk: np.array(v, copy=True) for kk, v in params.items()}
     out[f"w{last}"] = u[:-1].astype(np.float32)

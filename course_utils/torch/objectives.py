@@ -336,7 +336,8 @@ def _grid_and_prior(params, x_grid, f_prior):
 @_one_thread
 def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequence[int] = (5,),
                  penalties: Sequence[str] = ("l2", "l2sp"), x_eval=None, steps: int = 100,
-                 lr: float = 0.005, optimizer: str = "momentum", **penalty_kwargs) -> dict:
+                 lr: float = 0.005, optimizer: str = "momentum", progress: bool = False,
+                 **penalty_kwargs) -> dict:
     """Test MSE against λ for several penalties and support sizes K, all models in one batch.
 
     For every K, every penalty, every task and every λ, fine-tune ``params`` on the task's first K
@@ -349,6 +350,8 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
         lambdas: (L,) non-negative λ values.
         k_shots: support sizes K.
         penalties: names from :data:`PENALTIES`.
+        progress: show a ``tqdm.auto`` bar over (K, penalty) batches.
+        **penalty_kwargs: passed to :func:`finetune` (``x_grid``, ``f_prior``, ``anchor``).
 
     Returns:
         ``{"lambdas": (L,), "k_shots": (nK,), "test_mse": {penalty: (nK, L)}, "sem": {penalty:
@@ -367,6 +370,10 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
     n_t, n_l = tasks.n_tasks, lambdas.size
     per_task = {p: np.zeros((len(k_shots), n_t, n_l), dtype=np.float64) for p in penalties}
     x_e = np.broadcast_to(x_eval.reshape(1, -1, 1), (n_t * n_l, x_eval.size, 1))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(k_shots) * len(penalties), desc="λ sweep", leave=False)
     for ik, k in enumerate(k_shots):
         xs = np.repeat(tasks.x_support[:, :k], n_l, axis=0)  # model index = task * L + λ index
         ys = np.repeat(tasks.y_support[:, :k], n_l, axis=0)
@@ -379,6 +386,10 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
                                    torch.as_tensor(np.ascontiguousarray(x_e))).numpy()[..., 0]
             mse = np.mean((pred.reshape(n_t, n_l, -1) - y_eval[:, None, :]) ** 2, axis=-1)
             per_task[p][ik] = mse
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
     mean = {p: v.mean(axis=1) for p, v in per_task.items()}
     sem = {p: v.std(axis=1, ddof=1) / np.sqrt(n_t) if n_t > 1 else np.zeros_like(mean[p])
            for p, v in per_task.items()}
@@ -401,16 +412,19 @@ def last_layer_closed_form(params: dict[str, np.ndarray], x_support, y_support, 
     """Exact minimiser when only the last layer u = (w_last, b_last) is trained.
 
     With features H (K, d) (:func:`last_layer_features`) the objective (1/K)‖Hu − y‖² + λ·R(u)
-    is a quadratic, minimised by solving (HᵀH/K + λM) u = Hᵀy/K + λMu₀ in float64, where
+    is a quadratic, minimised by solving (HᵀH/K + λM) u = Hᵀy/K + λt in float64, where
 
-    * ``l2``: M = I, u₀ = 0 (ridge regression);
-    * ``l2sp``: M = I, u₀ = the pretrained last layer; ``proximal``: the same with λ/2;
-    * ``function``: M = H_gᵀH_g/G on the grid and Mu₀ = H_gᵀf*/G (a *generalised* ridge).
+    * ``l2``: M = I, t = 0 (ridge regression);
+    * ``l2sp``: M = I, t = u₀ the pretrained last layer; ``proximal``: M = I/2, t = u₀/2;
+    * ``function``: M = H_gᵀH_g/G on the grid and t = H_gᵀf*/G (a *generalised* ridge).
+
+    Where the system is singular (λ = 0 with K < d, dead ReLU features) the solution nearest
+    u₀ is returned: the one gradient descent started at u₀ converges to.
 
     Args:
         params: NumPy weights θ₀ (their hidden layers stay fixed).
         x_support, y_support: (K, 1).
-        lam: λ ≥ 0 (λ = 0 with K < d gives the minimum-norm least-squares solution).
+        lam: λ ≥ 0.
 
     Returns:
         ``params`` with the last layer replaced by the solution (NumPy, unstacked).
@@ -426,15 +440,19 @@ def last_layer_closed_form(params: dict[str, np.ndarray], x_support, y_support, 
     if penalty == "function":
         grid, prior = _grid_and_prior(params, x_grid, f_prior)
         hg = last_layer_features(params, grid).double()
+        # The default prior f* = f_θ₀ is H_g u₀ exactly: compute it in float64 too.
+        prior = hg @ u0 if f_prior is None else prior.double()
         metric = hg.T @ hg / hg.shape[0]
-        target = hg.T @ prior.double() / hg.shape[0]
+        target = hg.T @ prior / hg.shape[0]
     else:
         scale = 0.5 if penalty == "proximal" else 1.0
         metric = scale * torch.eye(d, dtype=torch.float64)
         target = metric @ (torch.zeros_like(u0) if penalty == "l2" else u0)
+    # Solve for the step δ = u − u₀: where the system is singular, the minimum-norm δ is the
+    # minimiser nearest u₀, which is also where gradient descent started at u₀ converges.
     a = h.T @ h / k + lam * metric
-    b = h.T @ y / k + lam * target
-    u = torch.linalg.lstsq(a, b, driver="gelsd").solution  # minimum-norm if singular
+    rhs = h.T @ (y - h @ u0) / k + lam * (target - metric @ u0)
+    u = u0 + torch.linalg.pinv(a, rtol=1e-10, hermitian=True) @ rhs
     out = {kk: np.array(v, copy=True) for kk, v in params.items()}
     out[f"w{last}"] = u[:-1].float().numpy()
     out[f"b{last}"] = u[-1].float().numpy().reshape(-1)

@@ -1,0 +1,178 @@
+"""Chapter 5 (meta-regression, L + λD(f_θ, f*)): slider callback, best-λ plot, checkers.
+
+f* is a prior function learned from many tasks (the pretrained model's prediction); D is the
+mean squared distance between functions on a grid, and the parameter-space cousin is iMAML's
+proximal term λ/2‖φ − θ‖². The maths runs in :mod:`course_utils.torch.objectives`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from course_utils.chapters.ch03 import (X_PLOT, _param_distance, _unstack, best_lambdas, new_figure,
+                                        show_figure)
+from course_utils.checks import close, report
+from course_utils.nets import mlp_forward_numpy
+
+__all__ = [
+    "PRIORS",
+    "GRID",
+    "meta_regression_view",
+    "meta_regression_explorer",
+    "best_lambdas",
+    "plot_best_lambda",
+    "check_function_penalty_gradient",
+    "check_function_metric",
+    "check_sum_convention",
+]
+
+PRIORS = {"function": "function space λ·D(f_φ, f*)", "proximal": "parameter space λ/2‖φ − θ‖²"}
+GRID = np.linspace(-5, 5, 41, dtype=np.float32).reshape(-1, 1)
+
+
+def meta_regression_view(lam: float, k_shot: int, *, params: dict, task, best: dict | None = None,
+                         k_grid=None, steps: int = 100, lr: float = 0.005, draw: bool = True) -> dict:
+    """Adapt θ (the prior model, f* = f_θ) to K points of ``task`` with both penalties.
+
+    Draws the fits (left) and, when ``best``/``k_grid`` are given (from a sweep), the best λ
+    against K with the current (K, λ) marked (right); prints a readout; returns the numbers.
+
+    Returns:
+        ``{"lam", "k_shot", "function": {...}, "proximal": {...}}``, each with ``train_mse``,
+        ``test_mse``, ``d_prior`` = mean_g (f_φ − f*)² on :data:`GRID` and ``dist`` = ‖φ − θ‖;
+        with ``draw`` also ``"figure"``, the matplotlib Figure shown.
+    """
+    from course_utils.torch.objectives import finetune
+
+    lam = float(lam)
+    if not np.isfinite(lam) or lam < 0:
+        raise ValueError(f"lam must be finite and >= 0, got {lam!r}")
+    k_max = task.x_support.shape[1]
+    if isinstance(k_shot, bool) or not isinstance(k_shot, (int, np.integer)) or not 1 <= k_shot <= k_max:
+        raise ValueError(f"k_shot must be an integer in [1, {k_max}], got {k_shot!r}")
+    xs, ys = task.x_support[:1, :k_shot], task.y_support[:1, :k_shot]
+    y_true = task.true_function(X_PLOT)[0]
+    prior_grid = mlp_forward_numpy(params, GRID)
+    out = {"lam": lam, "k_shot": int(k_shot)}
+    curves = {"true function": y_true, "prior f*": mlp_forward_numpy(params, X_PLOT[:, None])[:, 0]}
+    for name, label in PRIORS.items():
+        fitted = finetune(params, xs, ys, lam, penalty=name, x_grid=GRID, steps=steps, lr=lr)
+        phi = _unstack(fitted)
+        pred = mlp_forward_numpy(phi, X_PLOT[:, None])[:, 0]
+        out[name] = {"train_mse": float(np.mean((mlp_forward_numpy(phi, xs[0]) - ys[0]) ** 2)),
+                     "test_mse": float(np.mean((pred - y_true) ** 2)),
+                     "d_prior": float(np.mean((mlp_forward_numpy(phi, GRID) - prior_grid) ** 2)),
+                     "dist": _param_distance(fitted, params)}
+        curves[label] = pred
+    lam_txt = "0" if lam == 0 else f"{lam:.3g}"
+    print(f"λ = {lam_txt}, K = {k_shot}:  " + "  |  ".join(
+        f"{n}: train MSE {out[n]['train_mse']:.4g}, test MSE {out[n]['test_mse']:.4g}, "
+        f"D(f_φ, f*) {out[n]['d_prior']:.4g}, ‖φ−θ‖ {out[n]['dist']:.4g}" for n in PRIORS))
+    if draw:
+        from course_utils.plots import plot_regression_fit
+
+        panels = 2 if best is not None else 1
+        fig = new_figure((6.5 * panels, 4))
+        axes = fig.subplots(1, panels, squeeze=False)
+        plot_regression_fit(X_PLOT, curves, x_support=xs[0], y_support=ys[0], ax=axes[0, 0],
+                            title=f"Adapting to K = {k_shot} points, λ = {lam_txt}",
+                            ylabel="y = A sin(x − φ)")
+        axes[0, 0].set_ylim(-6.5, 6.5)
+        if best is not None:
+            plot_best_lambda(k_grid, best, ax=axes[0, 1], current=(k_shot, lam))
+        fig.tight_layout()
+        show_figure(fig)
+        out["figure"] = fig
+    return out
+
+
+def meta_regression_explorer(params: dict, task, *, best: dict | None = None, k_grid=None,
+                             lam: float = 0.1, k_shot: int = 5, steps: int = 100, lr: float = 0.005):
+    """λ (log scale, 0 reachable, 10⁻³…10²) and K sliders wired to :func:`meta_regression_view`.
+
+    CSS classes: ``l2l-lambda`` (λ slider), ``l2l-explorer`` (widget), ``l2l-readout`` (output).
+    """
+    from course_utils.widgets import int_slider, lambda_slider, make_interactive
+
+    lam_w = lambda_slider("λ (prior weight)", value=lam, min_exp=-3, max_exp=2, per_decade=4)
+    lam_w.add_class("l2l-lambda")
+    lam_w.layout.width = "560px"  # a long track: one notch per quarter decade is easy to hit
+    k_w = int_slider("K (support points)", value=k_shot, min=1, max=task.x_support.shape[1])
+
+    def view(lam, k_shot):
+        return meta_regression_view(lam, k_shot, params=params, task=task, best=best, k_grid=k_grid,
+                                    steps=steps, lr=lr)
+
+    k_w.layout.width = "560px"
+    w = make_interactive(view, lam=lam_w, k_shot=k_w)
+    w.add_class("l2l-explorer")
+    w.out.add_class("l2l-readout")
+    return w
+
+
+def plot_best_lambda(k_shots, best: dict, *, ax=None, current: tuple | None = None,
+                     title: str = "Best λ against K (mean test MSE over tasks)"):
+    """Best λ (log y; 0 drawn at the bottom) against K (log x), one line per penalty."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    k_shots = np.asarray(k_shots, dtype=float)
+    positive = np.concatenate([np.asarray(v, float)[np.asarray(v) > 0] for v in best.values()] + [[1e-3]])
+    floor = positive.min() / 3
+    for name, values in best.items():
+        values = np.asarray(values, dtype=float)
+        ax.plot(k_shots, np.where(values > 0, values, floor), marker="o", label=PRIORS.get(name, name))
+    if current is not None:
+        ax.axvline(current[0], color="grey", ls=":", label=f"current K = {current[0]}")
+        ax.axhline(max(current[1], floor), color="grey", ls="--", label="current λ")
+    ax.set(xscale="log", yscale="log", title=title, xlabel="K (support points, log scale)",
+           ylabel="best λ (log scale)")
+    ax.legend(fontsize="small")
+    return ax
+
+
+# ------------------------------------------------------------------ challenge checkers
+def check_function_penalty_gradient(fn: Callable | None) -> bool:
+    """Exercise 1: for a linear model f_w(x) = Φ(x)w, ``fn(Phi_grid, w, f_star, lam)`` returns
+    ∇_w λ·mean_g (Φ_g w − f*_g)²."""
+    name = "function-space penalty gradient"
+    if fn is None:
+        return report(False, name, "Write grad_fspace(Phi_grid, w, f_star, lam) and pass the function.")
+    rng = np.random.default_rng(5)
+    for g, d, lam in ((9, 3, 0.7), (20, 5, 0.0), (4, 6, 2.0)):
+        phi, w, f = rng.normal(size=(g, d)), rng.normal(size=(d, 1)), rng.normal(size=(g, 1))
+        ref = 2 * lam / g * phi.T @ (phi @ w - f)
+        try:
+            got = fn(phi.copy(), w.copy(), f.copy(), lam)
+        except Exception as e:  # noqa: BLE001
+            return report(False, name, f"your function raised {type(e).__name__}: {e}")
+        if not close(np.reshape(got, (-1, 1)) if np.size(got) == d else got, ref):
+            return report(False, name, "Chain rule: d/dw (Φw − f)² = 2Φᵀ(Φw − f); keep the 1/G of the mean.")
+    return report(True, name)
+
+
+def check_function_metric(fn: Callable | None) -> bool:
+    """Exercise 2: ``fn(Phi_grid)`` returns M with mean_g (Φ_g(w − w₀))² = (w − w₀)ᵀ M (w − w₀)."""
+    name = "function-space metric"
+    if fn is None:
+        return report(False, name, "Write metric(Phi_grid) returning a (d, d) matrix.")
+    rng = np.random.default_rng(6)
+    phi = rng.normal(size=(15, 4))
+    try:
+        got = np.asarray(fn(phi.copy()), dtype=float)
+    except Exception as e:  # noqa: BLE001
+        return report(False, name, f"your function raised {type(e).__name__}: {e}")
+    return report(close(got, phi.T @ phi / 15), name,
+                  "Expand mean_g (Φ_g δ)² = δᵀ (Σ_g Φ_gᵀΦ_g / G) δ.")
+
+
+def check_sum_convention(answer, *, sweep: dict, penalty: str = "function") -> bool:
+    """Exercise 3: the best λ per K in the article's Σ_i convention (λ_Σ = K·λ_mean)."""
+    name = "best λ in the Σ convention"
+    if answer is None:
+        return report(False, name, "Pass an array with one λ_Σ per K in sweep['k_shots'].")
+    ref = best_lambdas(sweep)[penalty] * np.asarray(sweep["k_shots"], dtype=float)
+    return report(close(answer, ref, rtol=1e-3), name,
+                  "Take best_lambdas(sweep)[penalty] and multiply each entry by its K.")
