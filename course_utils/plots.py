@@ -6,8 +6,34 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_sinusoid_tasks", "plot_episode", "plot_learning_curves", "plot_lambda_sweep",
+__all__ = ["new_figure", "show_figure", "plot_sinusoid_tasks", "plot_episode", "plot_learning_curves", "plot_lambda_sweep",
            "plot_regression_fit"]
+
+
+def new_figure(figsize=(7, 4)):
+    """A matplotlib ``Figure`` outside pyplot's registry, for slider callbacks.
+
+    Slider callbacks run from widget messages, possibly while the kernel's pyplot machinery
+    (e.g. the inline backend flushing figures after a cell) is busy; a figure pyplot does not
+    know about cannot be closed or redrawn half-way by it (a real-browser test caught half-drawn
+    images with pyplot figures).
+    """
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize)
+
+
+def show_figure(fig) -> None:
+    """Display ``fig`` in IPython/Jupyter (inline PNG); a no-op outside IPython (tests)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        return
+    if get_ipython() is not None:
+        import matplotlib.pyplot  # noqa: F401 - makes sure the inline PNG formatter is registered
+
+        display(fig)
 
 
 def _axes(ax, figsize=(6, 4)):

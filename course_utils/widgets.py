@@ -78,9 +78,13 @@ def set_values(w, **values) -> object:
     Raises ``ValueError`` naming an unknown control.
     """
     by_name = {c._kwarg: c for c in w.kwargs_widgets}  # set by ipywidgets.interactive
+    unknown = sorted(set(values) - set(by_name))
+    if unknown:
+        raise ValueError(f"unknown control {unknown[0]!r}; this widget has {sorted(by_name)}")
+    changed = False
     for name, value in values.items():
-        if name not in by_name:
-            raise ValueError(f"unknown control {name!r}; this widget has {sorted(by_name)}")
-        by_name[name].value = value
-    w.update()
+        changed |= by_name[name].value != value
+        by_name[name].value = value  # a changed value re-runs the callback by itself
+    if not changed:
+        w.update()
     return w.result

@@ -1,10 +1,9 @@
 """Chapter 0 (start here): the pure callback behind the first slider."""
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from course_utils.plots import plot_sinusoid_tasks
+from course_utils.plots import new_figure, plot_sinusoid_tasks, show_figure
 from course_utils.tasks import sample_sinusoid_tasks
 
 __all__ = ["show_sinusoid_family"]
@@ -18,10 +17,11 @@ def show_sinusoid_family(n_tasks: int = 4, k_shot: int = 5, seed: int = 0, *, dr
     """
     tasks = sample_sinusoid_tasks(n_tasks, k_shot, k_shot, rng=seed)
     if draw:
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig = new_figure((7, 4))
+        ax = fig.subplots()
         plot_sinusoid_tasks(tasks, n=n_tasks, ax=ax,
                             title=f"{n_tasks} tasks from p(T), {k_shot} support points each (seed {seed})")
-        plt.show()
+        show_figure(fig)
     return {
         "n_tasks": n_tasks,
         "k_shot": k_shot,

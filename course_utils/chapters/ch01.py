@@ -69,7 +69,7 @@ def draw_episode(images: np.ndarray, n_way: int = 5, k_shot: int = 1, n_query: i
         k_shot: support images per class (>= 1).
         n_query: query images per class (>= 1); k_shot + n_query <= n_per_class.
         seed: the episode's random seed (>= 0): the same seed gives the same episode.
-        show: draw the episode with matplotlib (``plt.show()`` at the end).
+        show: draw the episode with matplotlib (displayed inline in Jupyter).
         max_query_shown: query images per class drawn (all are counted).
 
     Returns:
@@ -95,12 +95,13 @@ def draw_episode(images: np.ndarray, n_way: int = 5, k_shot: int = 1, n_query: i
         "chance_accuracy": 1.0 / n_way, "disjoint": bool(disjoint),
     }
     if show:
-        import matplotlib.pyplot as plt
+        from course_utils.plots import new_figure, show_figure
 
         shown = min(max_query_shown, n_query)
         mosaic = episode_mosaic(ep, max_query=max_query_shown)
         h, w, gap = ep.x_support.shape[-2], ep.x_support.shape[-1], 4
-        fig, ax = plt.subplots(figsize=(max(6.0, 1.6 + mosaic.shape[1] / 45), max(2.5, 0.6 + mosaic.shape[0] / 45)))
+        fig = new_figure((max(6.0, 1.6 + mosaic.shape[1] / 45), max(2.5, 0.6 + mosaic.shape[0] / 45)))
+        ax = fig.subplots()
         ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
         boundary = k_shot * (w + gap) + gap / 2
         ax.axvline(boundary, color="C3", lw=1.5)
@@ -114,7 +115,7 @@ def draw_episode(images: np.ndarray, n_way: int = 5, k_shot: int = 1, n_query: i
                      f"{n_way * n_query} query images; chance = {1 / n_way:.3g}", fontsize="medium")
         ax.set_xlabel("28 × 28 px images (ink dark)")
         fig.tight_layout()
-        plt.show()
+        show_figure(fig)
     return result
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from course_utils.checks import close, report
 from course_utils.nets import mlp_forward_numpy
+from course_utils.plots import new_figure, show_figure
 
 __all__ = [
     "REGULARISERS",
@@ -27,31 +28,6 @@ __all__ = [
 
 REGULARISERS = {"l2": "weight decay ‖θ‖²", "l2sp": "L2-SP ‖θ − θ₀‖²"}
 X_PLOT = np.linspace(-5, 5, 200, dtype=np.float32)
-
-
-def new_figure(figsize=(7, 4)):
-    """A matplotlib ``Figure`` outside pyplot's registry, for slider callbacks.
-
-    Slider callbacks run from widget messages, possibly while the kernel's pyplot machinery
-    (e.g. the inline backend flushing figures after a cell) is busy; a figure pyplot does not
-    know about cannot be closed or redrawn half-way by it.
-    """
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize)
-
-
-def show_figure(fig) -> None:
-    """Display ``fig`` in IPython/Jupyter (inline PNG); a no-op outside IPython (tests)."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover - IPython comes with Jupyter
-        return
-    if get_ipython() is not None:
-        import matplotlib.pyplot  # noqa: F401 - makes sure the inline PNG formatter is registered
-
-        display(fig)
 
 
 def _param_distance(stacked: dict, params: dict) -> float:

@@ -124,9 +124,10 @@ def adaptation_demo(maml_params: dict, pretrained_params: dict, *, k_shot: int =
         out[name] = curve
         out[f"mse_{name}"] = float(np.mean((curve - true) ** 2))
     if draw:
-        import matplotlib.pyplot as plt
+        from course_utils.plots import new_figure, show_figure
 
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig = new_figure((7, 4))
+        ax = fig.subplots()
         ax.plot(x, true, "k--", label="true function")
         ax.plot(x, out["maml"], label=f"MAML, {steps} step(s) (MSE {out['mse_maml']:.3g})")
         ax.plot(x, out["pretrained"], label=f"pretrained, {steps} step(s) (MSE {out['mse_pretrained']:.3g})")
@@ -134,7 +135,7 @@ def adaptation_demo(maml_params: dict, pretrained_params: dict, *, k_shot: int =
         ax.set(title=f"Adapting to a new task (seed {task_seed}) with K = {k_shot}, α = {inner_lr}",
                xlabel="x", ylabel="y", ylim=(-6, 6))
         ax.legend(fontsize="small", loc="lower right")
-        plt.show()
+        show_figure(fig)
     return out
 
 

@@ -1,19 +1,24 @@
 """PyTorch half of the course's mirrored helpers (same names in :mod:`course_utils.tensorflow`).
 
 Submodules: ``core`` (parameters, MLP, losses, the MAML inner loop), ``autodiff`` (chapter 2),
-``objectives`` (chapters 3 and 5), ``distill`` (chapter 4), ``meta`` and ``convnet`` (MAML, chapter 6), ``first_order``
-(FOMAML, Reptile, ANIL, chapter 7). Each submodule's ``__all__`` is re-exported here.
+``objectives`` (chapters 3 and 5), ``distill`` (chapter 4), ``meta`` and ``convnet`` (MAML,
+chapter 6), ``first_order`` (FOMAML, Reptile, ANIL, chapter 7). Each submodule's ``__all__`` is
+re-exported here; ``tests/test_nets_core.py`` checks that both halves export the same names.
 """
 from course_utils.torch.core import *  # noqa: F401,F403
-from course_utils.torch.core import __all__ as _core_all
+from course_utils.torch.autodiff import *  # noqa: F401,F403
+from course_utils.torch.objectives import *  # noqa: F401,F403
+from course_utils.torch.distill import *  # noqa: F401,F403
+from course_utils.torch.meta import *  # noqa: F401,F403
+from course_utils.torch.convnet import *  # noqa: F401,F403
+from course_utils.torch.first_order import *  # noqa: F401,F403
 
-__all__ = list(_core_all)
-for _name in ("autodiff", "objectives", "distill", "meta", "convnet", "first_order"):
-    try:
-        _mod = __import__(f"course_utils.torch.{_name}", fromlist=["__all__"])
-    except ModuleNotFoundError as _e:  # submodule not written yet
-        if _e.name != f"course_utils.torch.{_name}":
-            raise
-        continue
-    globals().update({k: getattr(_mod, k) for k in _mod.__all__})
-    __all__ += list(_mod.__all__)
+from course_utils.torch import core as _core  # noqa: E402
+from course_utils.torch import autodiff as _autodiff  # noqa: E402
+from course_utils.torch import objectives as _objectives  # noqa: E402
+from course_utils.torch import distill as _distill  # noqa: E402
+from course_utils.torch import meta as _meta  # noqa: E402
+from course_utils.torch import convnet as _convnet  # noqa: E402
+from course_utils.torch import first_order as _first_order  # noqa: E402
+
+__all__ = [n for _m in (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order) for n in _m.__all__]
