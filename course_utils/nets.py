@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from course_utils._checks import check_positive_int
 from course_utils.seed import check_rng
 
 __all__ = ["init_mlp", "mlp_forward_numpy", "layer_sizes", "init_convnet", "convnet_head_names"]
@@ -41,6 +42,14 @@ def layer_sizes(params: dict) -> tuple[int, ...]:
     """The widths ``(in, hidden..., out)`` of an MLP parameter dict."""
     n = len([k for k in params if k.startswith("w")])
     return tuple([params["w0"].shape[0]] + [params[f"w{i}"].shape[1] for i in range(n)])
+
+
+def mlp_layer_count(params: dict) -> int:
+    """The number of linear layers n of an MLP dict, which must hold exactly ``w0, b0, ..., w{n-1}, b{n-1}``."""
+    n = sum(1 for k in params if k.startswith("w"))
+    if n < 1 or set(params) != {f"{p}{i}" for i in range(n) for p in "wb"}:
+        raise ValueError(f"params must have keys w0, b0, ..., w{{n-1}}, b{{n-1}}, got {sorted(params)}")
+    return n
 
 
 def mlp_forward_numpy(params: dict, x: np.ndarray) -> np.ndarray:
@@ -78,17 +87,11 @@ def init_convnet(rng: np.random.Generator | int | None = None, *, n_way: int = 5
     return _init_convnet_numpy(rng, n_way=n_way, in_channels=in_channels, hidden=hidden, n_blocks=n_blocks)
 
 
-def _check_pos(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def _init_convnet_numpy(rng, *, n_way, in_channels, hidden, n_blocks):
-    n_way = _check_pos(n_way, "n_way", 2)
-    in_channels = _check_pos(in_channels, "in_channels", 1)
-    hidden = _check_pos(hidden, "hidden", 1)
-    n_blocks = _check_pos(n_blocks, "n_blocks", 1)
+    n_way = check_positive_int(n_way, "n_way", 2)
+    in_channels = check_positive_int(in_channels, "in_channels", 1)
+    hidden = check_positive_int(hidden, "hidden", 1)
+    n_blocks = check_positive_int(n_blocks, "n_blocks", 1)
     rng = check_rng(rng)
     params: dict[str, np.ndarray] = {}
     c_in = in_channels

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from course_utils._checks import check_int
 from course_utils.seed import check_rng
 
 __all__ = [
@@ -29,15 +30,6 @@ __all__ = [
 AMPLITUDE_RANGE = (0.1, 5.0)
 PHASE_RANGE = (0.0, float(np.pi))
 X_RANGE = (-5.0, 5.0)
-
-
-def _check_int(value, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-    return int(value)
 
 
 def _check_range(value, name: str) -> tuple[float, float]:
@@ -98,9 +90,9 @@ def sample_sinusoid_tasks(n_tasks: int = 25, k_shot: int = 10, k_query: int | No
     Returns:
         :class:`SinusoidTasks` with support (n_tasks, k_shot, 1) and query (n_tasks, k_query, 1).
     """
-    n_tasks = _check_int(n_tasks, "n_tasks", 1)
-    k_shot = _check_int(k_shot, "k_shot", 1)
-    k_query = k_shot if k_query is None else _check_int(k_query, "k_query", 1)
+    n_tasks = check_int(n_tasks, "n_tasks", 1)
+    k_shot = check_int(k_shot, "k_shot", 1)
+    k_query = k_shot if k_query is None else check_int(k_query, "k_query", 1)
     a_lo, a_hi = _check_range(amplitude_range, "amplitude_range")
     p_lo, p_hi = _check_range(phase_range, "phase_range")
     x_lo, x_hi = _check_range(x_range, "x_range")
@@ -177,9 +169,9 @@ class EpisodeSampler:
             self._index = [order[s:s + c] for s, c in zip(starts, counts)]
             self.image_shape = images.shape[1:]
         n_classes = len(self.class_ids) * (4 if rotations else 1)
-        self.n_way = _check_int(n_way, "n_way", 1, n_classes)
-        self.k_shot = _check_int(k_shot, "k_shot", 1)
-        self.n_query = _check_int(n_query, "n_query", 1)
+        self.n_way = check_int(n_way, "n_way", 1, n_classes)
+        self.k_shot = check_int(k_shot, "k_shot", 1)
+        self.n_query = check_int(n_query, "n_query", 1)
         smallest = int(counts.min())
         if self.k_shot + self.n_query > smallest:
             raise ValueError(f"k_shot + n_query must be <= {smallest} (the smallest class), "
@@ -217,7 +209,7 @@ class EpisodeSampler:
 
     def sample_batch(self, n_episodes: int, rng: np.random.Generator | int | None = None) -> Episode:
         """``n_episodes`` episodes stacked on a new leading axis."""
-        n_episodes = _check_int(n_episodes, "n_episodes", 1)
+        n_episodes = check_int(n_episodes, "n_episodes", 1)
         rng = check_rng(rng)
         eps = [self.sample(rng) for _ in range(n_episodes)]
         return Episode(*(np.stack(parts) for parts in zip(*eps)))
@@ -249,7 +241,7 @@ class GaussianTask:
 
     def sample(self, n: int, rng: np.random.Generator | int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n`` labelled points: x (n, 2) float32, y (n,) int64."""
-        n = _check_int(n, "n", 1)
+        n = check_int(n, "n", 1)
         rng = check_rng(rng)
         y = rng.choice(self.n_classes, size=n, p=self.priors)
         x = self.means[y] + self.sigma * rng.standard_normal((n, self.means.shape[1]))
@@ -257,7 +249,7 @@ class GaussianTask:
 
     def sample_per_class(self, k: int, rng: np.random.Generator | int | None = None):
         """Draw ``k`` points of each class (a K-shot support set): x (C*k, 2), y (C*k,)."""
-        k = _check_int(k, "k", 1)
+        k = check_int(k, "k", 1)
         rng = check_rng(rng)
         y = np.repeat(np.arange(self.n_classes), k)
         x = self.means[y] + self.sigma * rng.standard_normal((y.size, self.means.shape[1]))
@@ -297,7 +289,7 @@ class GaussianTaskFamily:
 
     def __init__(self, n_classes: int = 2, *, radius: float = 1.5, sigma: float = 1.0,
                  center_scale: float = 1.0):
-        self.n_classes = _check_int(n_classes, "n_classes", 2, 10)
+        self.n_classes = check_int(n_classes, "n_classes", 2, 10)
         for name, value, low_ok in (("radius", radius, False), ("sigma", sigma, False),
                                     ("center_scale", center_scale, True)):
             if not np.isfinite(value) or value < 0 or (value == 0 and not low_ok):
@@ -317,6 +309,6 @@ class GaussianTaskFamily:
 
     def sample_tasks(self, n_tasks: int, rng: np.random.Generator | int | None = None) -> list[GaussianTask]:
         """``n_tasks`` independent tasks."""
-        n_tasks = _check_int(n_tasks, "n_tasks", 1)
+        n_tasks = check_int(n_tasks, "n_tasks", 1)
         rng = check_rng(rng)
         return [self.sample_task(rng) for _ in range(n_tasks)]

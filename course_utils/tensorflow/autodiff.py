@@ -16,6 +16,8 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from course_utils._checks import check_same_keys, check_task_batch  # noqa: E402
+from course_utils.nets import mlp_layer_count  # noqa: E402
 from course_utils.tensorflow.core import mlp_forward, mse_loss  # noqa: E402
 
 __all__ = ["hessian_vector_product", "meta_gradient_by_hand", "list_optimizers", "mlp_module",
@@ -23,15 +25,6 @@ __all__ = ["hessian_vector_product", "meta_gradient_by_hand", "list_optimizers",
 
 #: Keras optimizers that wrap other optimizers instead of defining an update rule.
 WRAPPER_OPTIMIZERS = ("LossScaleOptimizer", "MultiOptimizer", "OptimizerMap")
-
-
-def _check_same_keys(params: dict, vector: dict) -> None:
-    if set(params) != set(vector):
-        raise ValueError(f"vector must have the keys of params {sorted(params)}, got {sorted(vector)}")
-    for k in params:
-        if tuple(params[k].shape) != tuple(np.shape(vector[k])):
-            raise ValueError(f"vector[{k!r}] must have shape {tuple(params[k].shape)}, "
-                             f"got {tuple(np.shape(vector[k]))}")
 
 
 def hessian_vector_product(loss_fn: Callable[[dict], tf.Tensor], params: dict, vector: dict) -> dict:
@@ -48,7 +41,7 @@ def hessian_vector_product(loss_fn: Callable[[dict], tf.Tensor], params: dict, v
     Returns:
         ``{name: tensor}`` with the shapes of ``params``.
     """
-    _check_same_keys(params, vector)
+    check_same_keys(params, vector)
     names = list(params)
     theta = {k: tf.convert_to_tensor(params[k]) for k in names}
     v = [tf.stop_gradient(tf.cast(tf.convert_to_tensor(vector[k]), theta[k].dtype)) for k in names]
@@ -82,12 +75,7 @@ def meta_gradient_by_hand(params: dict[str, np.ndarray], x_support, y_support, x
     Returns:
         ``(meta_loss, {name: gradient array})``.
     """
-    if not inner_lr >= 0:
-        raise ValueError(f"inner_lr must be >= 0, got {inner_lr}")
-    arrays = [np.asarray(a, dtype=np.float32) for a in (x_support, y_support, x_query, y_query)]
-    if any(a.ndim < 2 for a in arrays) or len({a.shape[0] for a in arrays}) != 1:
-        raise ValueError("x_support, y_support, x_query, y_query must share a leading tasks axis, "
-                         f"got shapes {[a.shape for a in arrays]}")
+    arrays = check_task_batch(inner_lr, x_support, y_support, x_query, y_query)
     xs, ys, xq, yq = (tf.constant(a) for a in arrays)
     theta = {k: tf.constant(np.asarray(v, dtype=np.float32)) for k, v in params.items()}
     names = list(theta)
@@ -137,13 +125,6 @@ def list_optimizers(*, include_wrappers: bool = False) -> list[str]:
     return sorted(names, key=str.lower)
 
 
-def _layer_keys(params: dict) -> int:
-    n = sum(1 for k in params if k.startswith("w"))
-    if n < 1 or set(params) != {f"{p}{i}" for i in range(n) for p in "wb"}:
-        raise ValueError(f"params must have keys w0, b0, ..., w{{n-1}}, b{{n-1}}, got {sorted(params)}")
-    return n
-
-
 def mlp_module(params: dict[str, np.ndarray]) -> tf.keras.Sequential:
     """A Keras ``Sequential`` of ``Dense`` layers (ReLU hidden, linear output) holding ``params``.
 
@@ -156,7 +137,7 @@ def mlp_module(params: dict[str, np.ndarray]) -> tf.keras.Sequential:
     Returns:
         A built float32 ``tf.keras.Sequential``.
     """
-    n = _layer_keys(params)
+    n = mlp_layer_count(params)
     layers = [tf.keras.Input((int(np.shape(params["w0"])[0]),))]
     for i in range(n):
         layers.append(tf.keras.layers.Dense(int(np.shape(params[f"w{i}"])[1]),

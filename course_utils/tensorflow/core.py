@@ -15,6 +15,8 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from course_utils._checks import check_steps  # noqa: E402
+
 __all__ = [
     "FRAMEWORK",
     "from_numpy",
@@ -81,8 +83,7 @@ def adapt(params: dict, x_support, y_support, *, inner_lr: float = 0.01, steps: 
     gradient is itself recorded by the outer tape (second order). ``first_order=True`` wraps
     the inner gradients in ``tf.stop_gradient`` (FOMAML).
     """
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+    check_steps(steps)
     names = list(params)
     for _ in range(steps):
         with tf.GradientTape() as tape:

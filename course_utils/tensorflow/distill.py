@@ -16,6 +16,8 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from course_utils._checks import (check_epochs_batch_size, check_nonnegative, check_steps,  # noqa: E402
+                                  check_temperature)
 from course_utils.seed import check_rng  # noqa: E402
 from course_utils.tensorflow.core import from_numpy  # noqa: E402
 
@@ -41,17 +43,6 @@ def _t(a, dtype=tf.float32) -> tf.Tensor:
     return tf.convert_to_tensor(np.asarray(a), dtype=dtype)
 
 
-def _check_lam(lam) -> None:
-    lam_np = np.asarray(lam.numpy() if hasattr(lam, "numpy") else lam, dtype=float)
-    if not np.all(np.isfinite(lam_np)) or np.any(lam_np < 0):
-        raise ValueError(f"lam must be finite and >= 0, got {lam!r}")
-
-
-def _check_temperature(temperature) -> None:
-    if not np.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
-
-
 def kl_divergence(p_star, logits) -> tf.Tensor:
     """Mean over rows of KL(p* ‖ softmax(logits)) in nats: (..., n, C) → (...)."""
     p_star = _t(p_star)
@@ -62,7 +53,7 @@ def kl_divergence(p_star, logits) -> tf.Tensor:
 
 def distillation_kl(teacher_logits, student_logits, *, temperature: float = 1.0) -> tf.Tensor:
     """Hinton et al.'s T²·KL(softmax(t/T) ‖ softmax(s/T)), mean over rows: (..., n, C) → (...)."""
-    _check_temperature(temperature)
+    check_temperature(temperature)
     p_teacher = tf.nn.softmax(_t(teacher_logits) / temperature, axis=-1)
     return temperature**2 * kl_divergence(p_teacher, student_logits / temperature)
 
@@ -76,7 +67,7 @@ def softmax_regression_logits(params: dict, x) -> tf.Tensor:
 def kl_regularised_loss(params: dict, x_labelled, y_labelled, x_unlabelled, p_star, *,
                         lam: float = 0.0) -> tf.Tensor:
     """J(θ) = mean CE on the labelled points + λ · mean KL(p*(x) ‖ p_θ(x)) on the unlabelled ones."""
-    _check_lam(lam)
+    check_nonnegative(lam, "lam")
     logits = softmax_regression_logits(params, x_labelled)
     ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=_t(y_labelled, tf.int64), logits=logits))
@@ -97,8 +88,7 @@ def fit_kl_regularised(params: dict[str, np.ndarray], x_labelled, y_labelled, x_
                        *, lam: float = 0.0, steps: int = 200, lr: float = 0.5
                        ) -> tuple[dict[str, np.ndarray], list[float]]:
     """Full-batch gradient descent with step ``lr / (1 + λ)``; returns NumPy params and the losses."""
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+    check_steps(steps)
     theta = from_numpy(params)
     step = lr / (1.0 + lam)
     history = []
@@ -139,7 +129,7 @@ def lwf_forward(params: dict, x):
 def lwf_loss(params: dict, x_support, y_support, teacher_old_logits, *, lam=0.0,
              temperature: float = 2.0) -> tf.Tensor:
     """Learning without Forgetting: CE(new head, y) + λ·T²·KL(teacher_old/T ‖ student_old/T), per copy."""
-    _check_lam(lam)
+    check_nonnegative(lam, "lam")
     old, new = lwf_forward(params, x_support)
     y = tf.one_hot(_t(y_support, tf.int64), depth=new.shape[-1], dtype=tf.float32)
     ce = -tf.reduce_mean(tf.reduce_sum(y * tf.nn.log_softmax(new, axis=-1), axis=-1), axis=-1)
@@ -176,9 +166,8 @@ def lwf_finetune(params: dict[str, np.ndarray], x_support, y_support, *, lam=0.0
                  temperature: float = 2.0, steps: int = 40, lr: float = 0.1,
                  frozen: tuple[str, ...] = ("w0", "b0")) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Fine-tune the student with the LwF objective (full-batch gradient descent); mirrors the PyTorch function."""
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    _check_temperature(temperature)
+    check_steps(steps)
+    check_temperature(temperature)
     unknown = set(frozen) - set(params)
     if unknown:
         raise ValueError(f"frozen must name weights of params, unknown: {sorted(unknown)}")
@@ -187,7 +176,7 @@ def lwf_finetune(params: dict[str, np.ndarray], x_support, y_support, *, lam=0.0
                  else tf.Variable(np.asarray(v, np.float32))) for k, v in params.items()}
     x = _t(x_support)
     teacher_old, _ = lwf_forward(theta, x)
-    _check_lam(lam)
+    check_nonnegative(lam, "lam")
     lam_t = _t(lam)
     step = lr / (1.0 + lam_t)  # a scalar or one step size per copy
     history = []
@@ -206,8 +195,7 @@ def train_classifier(params: dict[str, np.ndarray], images: np.ndarray, labels: 
                      epochs: int = 5, batch_size: int = 128, lr: float = 1e-3,
                      rng: np.random.Generator | int | None = 0) -> tuple[dict[str, np.ndarray], list[float]]:
     """Train the teacher (features + old head) by minibatch Adam; mirrors the PyTorch function."""
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    check_epochs_batch_size(epochs, batch_size)
     rng = check_rng(rng)
     flat = np.asarray(images).reshape(len(images), -1)
     theta = from_numpy(params)

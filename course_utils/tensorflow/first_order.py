@@ -21,6 +21,8 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from course_utils._checks import (batches, check_choice, check_epsilon, check_head, check_lr,  # noqa: E402
+                                  check_positive_int, check_steps, finish_history)
 from course_utils.chapters.ch07 import PeakMemory, head_keys, reptile_epsilon  # noqa: E402
 from course_utils.tensorflow.core import from_numpy, maml_meta_gradient, mlp_forward, mse_loss  # noqa: E402
 from course_utils.tensorflow.meta import make_meta_gradient_fn  # noqa: E402
@@ -52,41 +54,6 @@ def _c(a) -> tf.Tensor:
     return tf.constant(a.astype(np.float32))
 
 
-def _check_method(method: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return method
-
-
-def _check_positive_int(value, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_lr(value, name: str) -> float:
-    if not (isinstance(value, (int, float, np.floating)) and np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _head(params, head) -> tuple[str, ...]:
-    keys = head_keys(params) if head is None else tuple(head)
-    missing = [k for k in keys if k not in params]
-    if not keys or missing:
-        raise ValueError(f"head must name parameters of the model, unknown: {missing or keys}")
-    return keys
-
-
-def _batches(n: int, batch_size: int | None, steps: int) -> list[slice]:
-    """Minibatch j of the inner loop: consecutive slices of the task's data, cycling."""
-    b = n if batch_size is None else batch_size
-    if not 1 <= b <= n:
-        raise ValueError(f"batch_size must be in [1, {n}] (the points per task), got {batch_size!r}")
-    per_epoch = max(1, n // b)
-    return [slice((j % per_epoch) * b, (j % per_epoch) * b + b) for j in range(steps)]
-
-
 # --------------------------------------------------------------------------- inner loops
 def anil_adapt(params, x_support, y_support, *, inner_lr: float = 0.01, steps: int = 1,
                first_order: bool = False, head=None, forward: Callable = mlp_forward,
@@ -96,9 +63,8 @@ def anil_adapt(params, x_support, y_support, *, inner_lr: float = 0.01, steps: i
     Call it inside an outer ``tf.GradientTape`` to differentiate through the head's updates
     (second order unless ``first_order``). ``head`` defaults to :func:`head_keys`.
     """
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    keys = _head(params, head)
+    check_steps(steps)
+    keys = check_head(params, head)
     for _ in range(steps):
         with tf.GradientTape() as tape:
             tape.watch([params[k] for k in keys])
@@ -115,10 +81,10 @@ def reptile_adapt(params, x, y, *, inner_lr: float = 0.02, inner_steps: int = 5,
                   loss_fn: Callable = mse_loss) -> dict:
     """Reptile's inner loop: ``inner_steps`` plain SGD steps on one task (minibatch j = the j-th
     consecutive slice of ``batch_size`` points, cycling; None = all points). Returns φ̃."""
-    _check_positive_int(inner_steps, "inner_steps", 0)
+    check_positive_int(inner_steps, "inner_steps", 0)
     names = list(params)
     phi = {k: tf.stop_gradient(tf.convert_to_tensor(v)) for k, v in params.items()}
-    for sl in _batches(int(x.shape[0]), batch_size, inner_steps):
+    for sl in batches(int(x.shape[0]), batch_size, inner_steps):
         with tf.GradientTape() as tape:
             tape.watch([phi[k] for k in names])
             loss = loss_fn(forward(phi, x[sl]), y[sl])
@@ -173,8 +139,7 @@ def reptile_update(params: dict[str, np.ndarray], x, y, *, epsilon: float, inner
                    forward: Callable = mlp_forward, loss_fn: Callable = mse_loss
                    ) -> dict[str, np.ndarray]:
     """One (batched) Reptile meta-update θ ← θ + ε · mean_i(φ̃_i - θ), NumPy in and out."""
-    if not (np.isfinite(epsilon) and 0 < epsilon <= 1):
-        raise ValueError(f"epsilon must be in (0, 1], got {epsilon!r}")
+    check_epsilon(epsilon)
     d = reptile_direction(params, x, y, inner_lr=inner_lr, inner_steps=inner_steps,
                           batch_size=batch_size, forward=forward, loss_fn=loss_fn)
     return {k: (np.asarray(params[k], np.float32) + np.float32(epsilon) * d[k]).astype(np.float32)
@@ -197,18 +162,18 @@ def make_meta_step(method: str, *, inner_lr: float = 0.01, steps: int = 1,
     tapes inside; traced once per input shape), except Reptile on a model other than the MLP,
     whose per-task convolution filters ``pfor`` cannot batch: it loops over the tasks in the graph.
     """
-    _check_method(method)
-    _check_lr(inner_lr, "inner_lr")
-    _check_positive_int(steps, "steps", 0)
+    check_choice(method, "method", METHODS)
+    check_lr(inner_lr, "inner_lr")
+    check_positive_int(steps, "steps", 0)
     if method == "reptile":
-        _check_lr(reptile_inner_lr, "reptile_inner_lr")
-        _check_positive_int(reptile_steps, "reptile_steps", 1)
+        check_lr(reptile_inner_lr, "reptile_inner_lr")
+        check_positive_int(reptile_steps, "reptile_steps", 1)
 
         @tf.function(reduce_retracing=True)
         def reptile_step(params, x_support, y_support, x_query, y_query):
             x = tf.concat([x_support, x_query], axis=1)
             y = tf.concat([y_support, y_query], axis=1)
-            first = _batches(int(x.shape[1]), reptile_batch_size, 1)[0]
+            first = batches(int(x.shape[1]), reptile_batch_size, 1)[0]
 
             def task(args):
                 xt, yt = args
@@ -269,13 +234,13 @@ def train_meta_method(method: str, params: dict[str, np.ndarray], sample_tasks: 
     are fixed when it starts). See :func:`course_utils.torch.train_meta_method` for the other
     arguments and the returned history.
     """
-    _check_method(method)
-    n_iterations = _check_positive_int(n_iterations, "n_iterations")
-    eval_every = _check_positive_int(eval_every, "eval_every")
+    check_choice(method, "method", METHODS)
+    n_iterations = check_positive_int(n_iterations, "n_iterations")
+    eval_every = check_positive_int(eval_every, "eval_every")
     if num_threads is not None:
-        _check_positive_int(num_threads, "num_threads")
+        check_positive_int(num_threads, "num_threads")
     if method != "reptile":
-        _check_lr(outer_lr, "outer_lr")
+        check_lr(outer_lr, "outer_lr")
     else:
         reptile_epsilon(0, n_iterations, epsilon_start=epsilon_start, epsilon_end=epsilon_end)
     step = make_meta_step(method, **step_kwargs)
@@ -320,10 +285,4 @@ def train_meta_method(method: str, params: dict[str, np.ndarray], sample_tasks: 
                 seconds += dt
             hist["loss"].append(loss)
     final = {k: v.numpy().astype(np.float32) for k, v in variables.items()}
-    if eval_fn is not None:
-        hist["eval_iterations"].append(n_iterations)
-        hist["eval"].append(float(eval_fn(final)))
-    hist["seconds_per_iteration"] = seconds / max(1, n_iterations - 1)
-    hist["trace_seconds"] = trace
-    hist["peak_memory_mb"] = mem.peak_mb
-    return final, hist
+    return finish_history(hist, final, eval_fn, n_iterations, seconds, trace, mem.peak_mb)

@@ -24,6 +24,8 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from course_utils._checks import (check_lr, check_maml_args, check_positive_int, meta_test_summary,  # noqa: E402
+                                  progress_range)
 from course_utils.seed import check_rng  # noqa: E402
 from course_utils.tensorflow.core import from_numpy, mlp_forward, mse_loss, to_numpy  # noqa: E402
 
@@ -66,16 +68,6 @@ def as_task_tensors(*arrays) -> tuple[tf.Tensor, ...]:
         t = arrays[0]
         arrays = (t.x_support, t.y_support, t.x_query, t.y_query)
     return tuple(_tensor(a) for a in arrays)
-
-
-def _check_common(inner_lr, steps, chunk_size=None):
-    if not (isinstance(inner_lr, (int, float, np.floating)) and np.isfinite(inner_lr) and inner_lr >= 0):
-        raise ValueError(f"inner_lr must be a finite number >= 0, got {inner_lr!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
-                                   or chunk_size < 1):
-        raise ValueError(f"chunk_size must be None or an integer >= 1, got {chunk_size!r}")
 
 
 def _n_tasks(x) -> int:
@@ -133,7 +125,7 @@ def adapt_tasks(params: dict, x_support, y_support, *, inner_lr: float = 0.01, s
     ``{name: (tasks, *shape)}``, differentiable with respect to ``params`` when called under an
     outer ``tf.GradientTape`` (second order unless ``first_order=True``).
     """
-    _check_common(inner_lr, steps)
+    check_maml_args(inner_lr, steps)
     xs, ys = as_task_tensors(x_support, y_support)
     return _adapt_tiled(_tile(params, _n_tasks(xs)), xs, ys, inner_lr, steps, first_order, forward, loss_fn)
 
@@ -160,7 +152,7 @@ def make_meta_gradient_fn(*, inner_lr: float = 0.01, steps: int = 1, first_order
     ``jit=True`` wraps the computation in ``tf.function`` (traced once per input shape; keep shapes fixed);
     ``jit=False`` runs it eagerly. ``chunk_size`` accumulates gradients over chunks of tasks.
     """
-    _check_common(inner_lr, steps, chunk_size)
+    check_maml_args(inner_lr, steps, chunk_size)
 
     def _fn(params, xs, ys, xq, yq):
         names = list(params)
@@ -214,8 +206,7 @@ class MAMLTrainer:
     def __init__(self, params: dict[str, np.ndarray], *, inner_lr: float = 0.01, outer_lr: float = 1e-3,
                  steps: int = 1, first_order: bool = False, forward: Callable = mlp_forward,
                  loss_fn: Callable = mse_loss, chunk_size: int | None = None):
-        if not (isinstance(outer_lr, (int, float, np.floating)) and np.isfinite(outer_lr) and outer_lr > 0):
-            raise ValueError(f"outer_lr must be a finite number > 0, got {outer_lr!r}")
+        check_lr(outer_lr, "outer_lr")
         self.params = from_numpy(params)
         self._adam = _Adam(self.params, outer_lr)
         self._chunked = chunk_size is not None
@@ -266,20 +257,6 @@ class _Adam:
             var.assign_sub(self.lr * (self.m[k] / c1) / (tf.sqrt(self.v[k] / c2) + self.eps))
 
 
-def _progress(n, desc, enabled):
-    if not enabled:
-        return range(n)
-    from tqdm.auto import trange
-
-    return trange(n, desc=desc, leave=False)
-
-
-def _check_iterations(n_iterations):
-    if isinstance(n_iterations, bool) or not isinstance(n_iterations, (int, np.integer)) or n_iterations < 1:
-        raise ValueError(f"n_iterations must be an integer >= 1, got {n_iterations!r}")
-    return int(n_iterations)
-
-
 def meta_train(params: dict[str, np.ndarray], sample_batch: Callable, *, n_iterations: int = 1000,
                inner_lr: float = 0.01, outer_lr: float = 1e-3, steps: int = 1, first_order: bool = False,
                forward: Callable = mlp_forward, loss_fn: Callable = mse_loss, chunk_size: int | None = None,
@@ -290,13 +267,13 @@ def meta_train(params: dict[str, np.ndarray], sample_batch: Callable, *, n_itera
     ``num_threads`` is accepted for symmetry with PyTorch and ignored: TensorFlow fixes its thread
     pools when it starts (``tf.config.threading``), and its pools cope with shared cores.
     """
-    n_iterations = _check_iterations(n_iterations)
+    n_iterations = check_positive_int(n_iterations, "n_iterations")
     rng = check_rng(rng)
     trainer = MAMLTrainer(params, inner_lr=inner_lr, outer_lr=outer_lr, steps=steps, first_order=first_order,
                           forward=forward, loss_fn=loss_fn, chunk_size=chunk_size)
     losses = []
     t0 = time.perf_counter()
-    for _ in _progress(n_iterations, desc, progress):
+    for _ in progress_range(n_iterations, desc, progress):
         losses.append(trainer.step(*sample_batch(rng)))
     seconds = time.perf_counter() - t0
     return trainer.numpy_params(), {"meta_loss": losses, "seconds": seconds,
@@ -309,7 +286,7 @@ def pretrain_baseline(params: dict[str, np.ndarray], sample_batch: Callable, *, 
                       desc: str = "pretrain (tensorflow)", num_threads: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """The pooled "pretrained on all tasks" baseline; same contract as
     :func:`course_utils.torch.pretrain_baseline` (Adam in PyTorch's form)."""
-    n_iterations = _check_iterations(n_iterations)
+    n_iterations = check_positive_int(n_iterations, "n_iterations")
     rng = check_rng(rng)
     theta = from_numpy(params)
     adam = _Adam(theta, lr)
@@ -324,7 +301,7 @@ def pretrain_baseline(params: dict[str, np.ndarray], sample_batch: Callable, *, 
 
     losses = []
     t0 = time.perf_counter()
-    for _ in _progress(n_iterations, desc, progress):
+    for _ in progress_range(n_iterations, desc, progress):
         xs, ys, xq, yq = as_task_tensors(*sample_batch(rng))
         flat = lambda a: tf.reshape(a, (-1, *a.shape[2:]))  # noqa: E731
         losses.append(float(_step(tf.concat([flat(xs), flat(xq)], 0), tf.concat([flat(ys), flat(yq)], 0))))
@@ -346,7 +323,7 @@ def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.
     """Plain-SGD fine-tuning curves with the same divergence guard as
     :func:`course_utils.torch.finetune_curve` (a step that would lift a task's support loss above
     its value before fine-tuning is rejected and that task's step size halved). Vectorised over tasks with tiled weights."""
-    _check_common(inner_lr, steps, chunk_size)
+    check_maml_args(inner_lr, steps, chunk_size)
     xs, ys, xq, yq = as_task_tensors(tasks) if hasattr(tasks, "x_support") else as_task_tensors(*tasks)
     theta = {k: tf.convert_to_tensor(v.numpy() if hasattr(v, "numpy") else np.asarray(v, np.float32))
              for k, v in params.items()}
@@ -411,7 +388,7 @@ def meta_test(params: dict, sample_batch: Callable, *, n_batches: int = 10, inne
               rng: np.random.Generator | int | None = None, num_threads: int | None = None) -> dict:
     """Adapt to fresh meta-batches and report query metrics; same contract as
     :func:`course_utils.torch.meta_test`."""
-    _check_iterations(n_batches)
+    check_positive_int(n_batches, "n_batches")
     rng = check_rng(rng)
     loss, acc = [], []
     for _ in range(n_batches):
@@ -420,10 +397,4 @@ def meta_test(params: dict, sample_batch: Callable, *, n_batches: int = 10, inne
         loss.append(curve.loss[-1])
         if accuracy:
             acc.append(curve.accuracy[-1])
-    loss = np.concatenate(loss)
-    out = {"loss": float(loss.mean()), "accuracy": None, "accuracy_ci95": None, "n_tasks": int(loss.size)}
-    if accuracy:
-        acc = np.concatenate(acc)
-        out["accuracy"] = float(acc.mean())
-        out["accuracy_ci95"] = float(1.96 * acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else 0.0
-    return out
+    return meta_test_summary(loss, acc, accuracy)

@@ -17,7 +17,9 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils.nets import init_mlp, layer_sizes, mlp_forward_numpy  # noqa: E402
+from course_utils._checks import (check_choice, check_lam_per_model, check_positive_int, check_sweep_args,  # noqa: E402
+                                  check_trainable, grid_and_prior, sweep_result)
+from course_utils.nets import init_mlp, layer_sizes  # noqa: E402
 from course_utils.seed import check_rng  # noqa: E402
 from course_utils.tasks import sample_sinusoid_tasks  # noqa: E402
 from course_utils.tensorflow.core import mlp_forward, to_numpy  # noqa: E402
@@ -47,29 +49,6 @@ PENALTIES = ("l2", "l2sp", "proximal", "function")
 _OPTIMIZERS = ("momentum", "gd", "adam")
 
 
-def _check_choice(value, name, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value
-
-
-def _check_positive_int(value, name, low=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_lam(lam, m: int) -> np.ndarray:
-    lam = np.asarray(lam, dtype=np.float64)
-    if lam.ndim == 0:
-        lam = np.full(m, float(lam))
-    if lam.shape != (m,):
-        raise ValueError(f"lam must be a scalar or have shape ({m},) (one λ per model), got {lam.shape}")
-    if not np.all(np.isfinite(lam)) or np.any(lam < 0):
-        raise ValueError(f"lam must be finite and >= 0, got {lam}")
-    return lam.astype(np.float32)
-
-
 def _adam_init(params):
     return {"m": {k: tf.zeros_like(v) for k, v in params.items()},
             "v": {k: tf.zeros_like(v) for k, v in params.items()}}
@@ -96,9 +75,9 @@ def pretrain_sinusoid_mlp(*, sizes: tuple[int, ...] = (1, 40, 40, 1), steps: int
     Mirrors :func:`course_utils.torch.pretrain_sinusoid_mlp`: same initial weights, same data,
     same Adam updates. Returns ``(params, history)`` (NumPy weights θ₀, loss per step).
     """
-    steps = _check_positive_int(steps, "steps")
-    n_tasks = _check_positive_int(n_tasks, "n_tasks")
-    k_shot = _check_positive_int(k_shot, "k_shot")
+    steps = check_positive_int(steps, "steps")
+    n_tasks = check_positive_int(n_tasks, "n_tasks")
+    k_shot = check_positive_int(k_shot, "k_shot")
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be > 0, got {lr!r}")
     rng = check_rng(rng)
@@ -136,7 +115,7 @@ def stack_params(params: dict[str, np.ndarray], m: int) -> dict[str, tf.Tensor]:
     Weights become (m, fan_in, fan_out) and biases (m, 1, fan_out), so that
     :func:`course_utils.tensorflow.mlp_forward` maps x (m, n, in) → (m, n, out).
     """
-    m = _check_positive_int(m, "m")
+    m = check_positive_int(m, "m")
     out = {}
     for k, v in params.items():
         v = np.asarray(v, dtype=np.float32)
@@ -180,7 +159,7 @@ def function_space_penalty(params: dict, x_grid: tf.Tensor, f_prior: tf.Tensor) 
 def regularised_objective(params, x_support, y_support, lam, *, penalty: str = "l2sp",
                           anchor=None, x_grid=None, f_prior=None) -> tf.Tensor:
     """Per-model objective mean_i (f(x_i) − y_i)² + λ·penalty: stacked params, x (m, K, 1) → (m,)."""
-    _check_choice(penalty, "penalty", PENALTIES)
+    check_choice(penalty, "penalty", PENALTIES)
     data = tf.reduce_mean(tf.square(mlp_forward(params, x_support) - y_support), axis=[1, 2])
     if penalty == "l2":
         reg = l2_penalty(params)
@@ -194,14 +173,7 @@ def regularised_objective(params, x_support, y_support, lam, *, penalty: str = "
 
 
 def _grid_and_prior(params, x_grid, f_prior):
-    if x_grid is None:
-        x_grid = np.linspace(-5, 5, 41, dtype=np.float32).reshape(-1, 1)
-    x_grid = np.asarray(x_grid, dtype=np.float32).reshape(-1, 1)
-    if f_prior is None:
-        f_prior = mlp_forward_numpy(params, x_grid)
-    f_prior = np.asarray(f_prior, dtype=np.float32).reshape(-1, 1)
-    if f_prior.shape != x_grid.shape:
-        raise ValueError(f"f_prior must have shape {x_grid.shape} to match x_grid, got {f_prior.shape}")
+    x_grid, f_prior = grid_and_prior(params, x_grid, f_prior)
     return tf.constant(x_grid), tf.constant(f_prior)
 
 
@@ -227,20 +199,17 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
     J = mean_i (f_θ(x_i) − y_i)² + λ·penalty(θ). Returns stacked NumPy weights (M, ...), and the
     (steps, M) history of J with ``return_history``.
     """
-    _check_choice(penalty, "penalty", PENALTIES)
-    _check_choice(optimizer, "optimizer", _OPTIMIZERS)
-    steps = _check_positive_int(steps, "steps", 0)
+    check_choice(penalty, "penalty", PENALTIES)
+    check_choice(optimizer, "optimizer", _OPTIMIZERS)
+    steps = check_positive_int(steps, "steps", 0)
     x = np.asarray(x_support, dtype=np.float32)
     y = np.asarray(y_support, dtype=np.float32)
     if x.ndim != 3 or x.shape != y.shape:
         raise ValueError(f"x_support and y_support must both be (M, K, 1), got {x.shape} and {y.shape}")
     m = x.shape[0]
-    lam_t = tf.constant(_check_lam(lam, m))
+    lam_t = tf.constant(check_lam_per_model(lam, m))
     x, y = tf.constant(x), tf.constant(y)
-    trainable = list(params) if trainable is None else list(trainable)
-    unknown = set(trainable) - set(params)
-    if unknown:
-        raise ValueError(f"trainable must name parameters among {sorted(params)}, got {sorted(unknown)}")
+    trainable = check_trainable(params, trainable)
     theta = stack_params(params, m)
     anchor_t = stack_params(params if anchor is None else anchor, m)
     grid_t, prior_t = (_grid_and_prior(params, x_grid, f_prior) if penalty == "function"
@@ -277,15 +246,7 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
     Mirrors :func:`course_utils.torch.lambda_sweep`; returns ``{"lambdas", "k_shots",
     "test_mse": {penalty: (nK, L)}, "sem": {penalty: (nK, L)}, "per_task": {penalty: (nK, T, L)}}``.
     """
-    lambdas = np.asarray(lambdas, dtype=np.float32).reshape(-1)
-    _check_lam(lambdas, lambdas.size)
-    k_shots = [_check_positive_int(k, "k_shots") for k in k_shots]
-    if max(k_shots) > tasks.x_support.shape[1]:
-        raise ValueError(f"k_shots must be <= {tasks.x_support.shape[1]} (support points per task), "
-                         f"got {max(k_shots)}")
-    for p in penalties:
-        _check_choice(p, "penalties", PENALTIES)
-    x_eval = np.linspace(-5, 5, 100, dtype=np.float32) if x_eval is None else np.asarray(x_eval, np.float32)
+    lambdas, k_shots, x_eval = check_sweep_args(tasks, lambdas, k_shots, penalties, PENALTIES, x_eval)
     y_eval = tasks.true_function(x_eval)
     n_t, n_l = tasks.n_tasks, lambdas.size
     per_task = {p: np.zeros((len(k_shots), n_t, n_l), dtype=np.float64) for p in penalties}
@@ -308,11 +269,7 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
                 bar.update()
     if bar is not None:
         bar.close()
-    mean = {p: v.mean(axis=1) for p, v in per_task.items()}
-    sem = {p: v.std(axis=1, ddof=1) / np.sqrt(n_t) if n_t > 1 else np.zeros_like(mean[p])
-           for p, v in per_task.items()}
-    return {"lambdas": lambdas, "k_shots": np.array(k_shots), "test_mse": mean, "sem": sem,
-            "per_task": per_task}
+    return sweep_result(lambdas, k_shots, per_task, n_t)
 
 
 # ------------------------------------------------------------------ exact last-layer solution
@@ -330,8 +287,8 @@ def last_layer_closed_form(params: dict[str, np.ndarray], x_support, y_support, 
     """Exact minimiser when only the last layer is trained (mirrors the PyTorch function):
     solve (HᵀH/K + λM) u = Hᵀy/K + λt in float64 (the solution nearest u₀ where singular).
     Returns ``params`` with the new last layer."""
-    _check_choice(penalty, "penalty", PENALTIES)
-    lam = float(_check_lam(lam, 1)[0])
+    check_choice(penalty, "penalty", PENALTIES)
+    lam = float(check_lam_per_model(lam, 1)[0])
     last = len(layer_sizes(params)) - 2
     h = tf.cast(last_layer_features(params, x_support), tf.float64)
     y = tf.constant(np.asarray(y_support, dtype=np.float64).reshape(-1, 1))

@@ -11,21 +11,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from course_utils._checks import check_same_keys, check_task_batch
+from course_utils.nets import mlp_layer_count
 from course_utils.torch.core import from_numpy, mlp_forward, mse_loss
 
 __all__ = ["hessian_vector_product", "meta_gradient_by_hand", "list_optimizers", "mlp_module",
            "module_to_numpy"]
 
 Params = dict[str, torch.Tensor]
-
-
-def _check_same_keys(params: dict, vector: dict) -> None:
-    if set(params) != set(vector):
-        raise ValueError(f"vector must have the keys of params {sorted(params)}, got {sorted(vector)}")
-    for k in params:
-        if tuple(params[k].shape) != tuple(np.shape(vector[k])):
-            raise ValueError(f"vector[{k!r}] must have shape {tuple(params[k].shape)}, "
-                             f"got {tuple(np.shape(vector[k]))}")
 
 
 def hessian_vector_product(loss_fn: Callable[[Params], torch.Tensor], params: Params,
@@ -43,7 +36,7 @@ def hessian_vector_product(loss_fn: Callable[[Params], torch.Tensor], params: Pa
     Returns:
         ``{name: tensor}`` with the shapes of ``params`` (detached).
     """
-    _check_same_keys(params, vector)
+    check_same_keys(params, vector)
     names = list(params)
     theta = {k: params[k].detach().clone().requires_grad_(True) for k in names}
     v = [torch.as_tensor(np.asarray(vector[k]) if not isinstance(vector[k], torch.Tensor) else vector[k],
@@ -75,12 +68,7 @@ def meta_gradient_by_hand(params: dict[str, np.ndarray], x_support, y_support, x
         ``(meta_loss, {name: gradient array})``: mean query loss after the step, and the
         meta-gradient with the shapes of ``params``.
     """
-    if not inner_lr >= 0:
-        raise ValueError(f"inner_lr must be >= 0, got {inner_lr}")
-    arrays = [np.asarray(a, dtype=np.float32) for a in (x_support, y_support, x_query, y_query)]
-    if any(a.ndim < 2 for a in arrays) or len({a.shape[0] for a in arrays}) != 1:
-        raise ValueError("x_support, y_support, x_query, y_query must share a leading tasks axis, "
-                         f"got shapes {[a.shape for a in arrays]}")
+    arrays = check_task_batch(inner_lr, x_support, y_support, x_query, y_query)
     xs, ys, xq, yq = (torch.from_numpy(a) for a in arrays)
     theta = from_numpy(params)
     names = list(theta)
@@ -119,13 +107,6 @@ def list_optimizers(*, include_wrappers: bool = False) -> list[str]:
     return sorted(names, key=str.lower)
 
 
-def _layer_keys(params: dict) -> int:
-    n = sum(1 for k in params if k.startswith("w"))
-    if n < 1 or set(params) != {f"{p}{i}" for i in range(n) for p in "wb"}:
-        raise ValueError(f"params must have keys w0, b0, ..., w{{n-1}}, b{{n-1}}, got {sorted(params)}")
-    return n
-
-
 def mlp_module(params: dict[str, np.ndarray]) -> torch.nn.Sequential:
     """An ``nn.Sequential`` of ``Linear``/``ReLU`` layers holding the NumPy weights ``params``.
 
@@ -138,7 +119,7 @@ def mlp_module(params: dict[str, np.ndarray]) -> torch.nn.Sequential:
     Returns:
         A float32 ``torch.nn.Sequential``; its parameters are named ``"0.weight", "0.bias", "2.weight", ...``.
     """
-    n = _layer_keys(params)
+    n = mlp_layer_count(params)
     layers: list[torch.nn.Module] = []
     for i in range(n):
         w = np.asarray(params[f"w{i}"], np.float32)

@@ -10,6 +10,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from course_utils._checks import check_steps
+
 __all__ = [
     "FRAMEWORK",
     "from_numpy",
@@ -75,8 +77,7 @@ def adapt(params: Params, x_support: torch.Tensor, y_support: torch.Tensor, *,
     gradient of the result with respect to ``params`` contains the Hessian terms. With
     ``first_order=True`` the inner gradients are treated as constants (FOMAML).
     """
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+    check_steps(steps)
     names = list(params)
     for _ in range(steps):
         loss = loss_fn(forward(params, x_support), y_support)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from course_utils._checks import check_epochs_batch_size, check_nonnegative, check_steps, check_temperature
 from course_utils.seed import check_rng
 from course_utils.torch.core import from_numpy
 
@@ -48,17 +49,6 @@ def _t(a, dtype=torch.float32) -> torch.Tensor:
     return torch.as_tensor(a if a.flags.writeable else a.copy(), dtype=dtype)
 
 
-def _check_lam(lam) -> None:
-    lam_np = np.asarray(lam.detach() if isinstance(lam, torch.Tensor) else lam, dtype=float)
-    if not np.all(np.isfinite(lam_np)) or np.any(lam_np < 0):
-        raise ValueError(f"lam must be finite and >= 0, got {lam!r}")
-
-
-def _check_temperature(temperature) -> None:
-    if not np.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
-
-
 def kl_divergence(p_star: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """Mean over rows of KL(p* ‖ softmax(logits)) in nats.
 
@@ -82,7 +72,7 @@ def distillation_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, 
     The T² keeps the gradient's size roughly independent of T (its gradient with respect to
     the student logits is T·(softmax(s/T) − softmax(t/T))). Shapes: (..., n, C) → (...).
     """
-    _check_temperature(temperature)
+    check_temperature(temperature)
     p_teacher = F.softmax(_t(teacher_logits) / temperature, dim=-1)
     return temperature**2 * kl_divergence(p_teacher, student_logits / temperature)
 
@@ -103,7 +93,7 @@ def kl_regularised_loss(params: dict, x_labelled, y_labelled, x_unlabelled, p_st
     Shapes: ``x_labelled`` (n, d), ``y_labelled`` (n,), ``x_unlabelled`` (m, d),
     ``p_star`` (m, C). ``lam`` >= 0.
     """
-    _check_lam(lam)
+    check_nonnegative(lam, "lam")
     ce = F.cross_entropy(softmax_regression_logits(params, x_labelled), _t(y_labelled, torch.int64))
     return ce + lam * kl_divergence(p_star, softmax_regression_logits(params, x_unlabelled))
 
@@ -125,8 +115,7 @@ def fit_kl_regularised(params: dict[str, np.ndarray], x_labelled, y_labelled, x_
     The step shrinks with λ because the objective's curvature grows with λ; this changes the
     path, not the minimiser. Returns the fitted NumPy params and the loss history (steps,).
     """
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+    check_steps(steps)
     theta = from_numpy(params)
     step = lr / (1.0 + lam)
     history = []
@@ -172,7 +161,7 @@ def lwf_loss(params: dict, x_support, y_support, teacher_old_logits, *, lam=0.0,
     (…, n, C_old) recorded once from the frozen teacher. ``lam`` a float or a (B,) array
     (one λ per batched copy). Returns (…,): one loss per copy.
     """
-    _check_lam(lam)
+    check_nonnegative(lam, "lam")
     old, new = lwf_forward(params, x_support)
     y = _t(y_support, torch.int64)
     ce = -torch.gather(F.log_softmax(new, dim=-1), -1, y[..., None])[..., 0].mean(-1)
@@ -230,9 +219,8 @@ def lwf_finetune(params: dict[str, np.ndarray], x_support, y_support, *, lam=0.0
     Returns:
         ``(params, history)``: fine-tuned NumPy params and the loss history (steps, …).
     """
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    _check_temperature(temperature)
+    check_steps(steps)
+    check_temperature(temperature)
     unknown = set(frozen) - set(params)
     if unknown:
         raise ValueError(f"frozen must name weights of params, unknown: {sorted(unknown)}")
@@ -271,8 +259,7 @@ def train_classifier(params: dict[str, np.ndarray], images: np.ndarray, labels: 
     Returns:
         ``(params, history)``: trained NumPy params and the mean loss of every epoch.
     """
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    check_epochs_batch_size(epochs, batch_size)
     rng = check_rng(rng)
     flat = np.asarray(images).reshape(len(images), -1)
     theta = from_numpy(params, requires_grad=False)

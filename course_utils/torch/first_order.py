@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch.func import grad, grad_and_value, vmap
 
+from course_utils._checks import (batches, check_choice, check_epsilon, check_head, check_lr,
+                                  check_positive_int, check_steps, finish_history)
 from course_utils.chapters.ch07 import PeakMemory, head_keys, reptile_epsilon
 from course_utils.torch.core import from_numpy, maml_meta_gradient, mlp_forward, mse_loss
 from course_utils.torch.meta import as_task_tensors, make_meta_gradient_fn
@@ -50,42 +52,6 @@ __all__ = [
 METHODS = ("maml", "fomaml", "reptile", "anil")
 
 
-
-def _check_method(method: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return method
-
-
-def _check_positive_int(value, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_lr(value, name: str) -> float:
-    if not (isinstance(value, (int, float, np.floating)) and np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _head(params, head) -> tuple[str, ...]:
-    keys = head_keys(params) if head is None else tuple(head)
-    missing = [k for k in keys if k not in params]
-    if not keys or missing:
-        raise ValueError(f"head must name parameters of the model, unknown: {missing or keys}")
-    return keys
-
-
-def _batches(n: int, batch_size: int | None, steps: int) -> list[slice]:
-    """Minibatch j of the inner loop: consecutive slices of the task's data, cycling."""
-    b = n if batch_size is None else batch_size
-    if not 1 <= b <= n:
-        raise ValueError(f"batch_size must be in [1, {n}] (the points per task), got {batch_size!r}")
-    per_epoch = max(1, n // b)
-    return [slice((j % per_epoch) * b, (j % per_epoch) * b + b) for j in range(steps)]
-
-
 # --------------------------------------------------------------------------- inner loops
 def anil_adapt(params, x_support, y_support, *, inner_lr: float = 0.01, steps: int = 1,
                first_order: bool = False, head=None, forward: Callable = mlp_forward,
@@ -102,9 +68,8 @@ def anil_adapt(params, x_support, y_support, *, inner_lr: float = 0.01, steps: i
         A new dict: head entries adapted (differentiable w.r.t. ``params`` unless first order),
         body entries the very same tensors as in ``params``.
     """
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    keys = _head(params, head)
+    check_steps(steps)
+    keys = check_head(params, head)
     for _ in range(steps):
         loss = loss_fn(forward(params, x_support), y_support)
         grads = torch.autograd.grad(loss, [params[k] for k in keys], create_graph=not first_order)
@@ -124,10 +89,10 @@ def reptile_adapt(params, x, y, *, inner_lr: float = 0.02, inner_steps: int = 5,
     Returns:
         φ̃, detached tensors.
     """
-    _check_positive_int(inner_steps, "inner_steps", 0)
+    check_positive_int(inner_steps, "inner_steps", 0)
     names = list(params)
     phi = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-    for sl in _batches(int(x.shape[0]), batch_size, inner_steps):
+    for sl in batches(int(x.shape[0]), batch_size, inner_steps):
         loss = loss_fn(forward(phi, x[sl]), y[sl])
         grads = torch.autograd.grad(loss, [phi[k] for k in names])
         phi = {k: (phi[k] - inner_lr * g).detach().requires_grad_(True) for k, g in zip(names, grads)}
@@ -192,8 +157,7 @@ def reptile_update(params: dict[str, np.ndarray], x, y, *, epsilon: float, inner
     Args:
         epsilon: the outer step size ε in (0, 1] (see :func:`reptile_epsilon` for its schedule).
     """
-    if not (np.isfinite(epsilon) and 0 < epsilon <= 1):
-        raise ValueError(f"epsilon must be in (0, 1], got {epsilon!r}")
+    check_epsilon(epsilon)
     d = reptile_direction(params, x, y, inner_lr=inner_lr, inner_steps=inner_steps,
                           batch_size=batch_size, forward=forward, loss_fn=loss_fn)
     return {k: (np.asarray(params[k], np.float32) + np.float32(epsilon) * d[k]).astype(np.float32)
@@ -219,19 +183,19 @@ def make_meta_step(method: str, *, inner_lr: float = 0.01, steps: int = 1,
       ``update`` is the Reptile direction mean_i(φ̃_i - θ) (ascend it: θ ← θ + ε·update) and
       ``loss`` the mean loss of the first inner minibatch before adaptation.
     """
-    _check_method(method)
-    _check_lr(inner_lr, "inner_lr")
-    _check_positive_int(steps, "steps", 0)
+    check_choice(method, "method", METHODS)
+    check_lr(inner_lr, "inner_lr")
+    check_positive_int(steps, "steps", 0)
     if method == "reptile":
-        _check_lr(reptile_inner_lr, "reptile_inner_lr")
-        _check_positive_int(reptile_steps, "reptile_steps", 1)
+        check_lr(reptile_inner_lr, "reptile_inner_lr")
+        check_positive_int(reptile_steps, "reptile_steps", 1)
 
         def task_phi(params, x, y):
             phi = params
-            for sl in _batches(int(x.shape[0]), reptile_batch_size, reptile_steps):
+            for sl in batches(int(x.shape[0]), reptile_batch_size, reptile_steps):
                 g = grad(lambda p: loss_fn(forward(p, x[sl]), y[sl]))(phi)
                 phi = {k: phi[k] - reptile_inner_lr * g[k] for k in phi}
-            first = _batches(int(x.shape[0]), reptile_batch_size, 1)[0]
+            first = batches(int(x.shape[0]), reptile_batch_size, 1)[0]
             return phi, loss_fn(forward(params, x[first]), y[first])
 
         def step(params, x_support, y_support, x_query, y_query):
@@ -248,7 +212,7 @@ def make_meta_step(method: str, *, inner_lr: float = 0.01, steps: int = 1,
                                      forward=forward, loss_fn=loss_fn)
 
     def task_loss(params, xs, ys, xq, yq):
-        keys = _head(params, head)
+        keys = check_head(params, head)
         p = params
         for _ in range(steps):
             sub = {k: p[k] for k in keys}
@@ -297,11 +261,11 @@ def train_meta_method(method: str, params: dict[str, np.ndarray], sample_tasks: 
         time is ``trace_seconds``), ``peak_memory_mb`` (peak RSS
         increase during training, see :class:`course_utils.chapters.ch07.PeakMemory`).
     """
-    _check_method(method)
-    n_iterations = _check_positive_int(n_iterations, "n_iterations")
-    eval_every = _check_positive_int(eval_every, "eval_every")
+    check_choice(method, "method", METHODS)
+    n_iterations = check_positive_int(n_iterations, "n_iterations")
+    eval_every = check_positive_int(eval_every, "eval_every")
     if method != "reptile":
-        _check_lr(outer_lr, "outer_lr")
+        check_lr(outer_lr, "outer_lr")
     else:
         reptile_epsilon(0, n_iterations, epsilon_start=epsilon_start, epsilon_end=epsilon_end)
     step = make_meta_step(method, **step_kwargs)
@@ -311,7 +275,7 @@ def train_meta_method(method: str, params: dict[str, np.ndarray], sample_tasks: 
     names = list(theta)
     hist = {"loss": [], "eval_iterations": [], "eval": []}
     if num_threads is not None:
-        _check_positive_int(num_threads, "num_threads")
+        check_positive_int(num_threads, "num_threads")
     old_threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
@@ -351,10 +315,4 @@ def _train_loop(method, step, theta, names, opt, opt_params, hist, sample_tasks,
                 seconds += dt
             hist["loss"].append(float(loss))
     final = {k: v.numpy().astype(np.float32) for k, v in theta.items()}
-    if eval_fn is not None:
-        hist["eval_iterations"].append(n_iterations)
-        hist["eval"].append(float(eval_fn(final)))
-    hist["seconds_per_iteration"] = seconds / max(1, n_iterations - 1)
-    hist["trace_seconds"] = trace
-    hist["peak_memory_mb"] = mem.peak_mb
-    return final, hist
+    return finish_history(hist, final, eval_fn, n_iterations, seconds, trace, mem.peak_mb)

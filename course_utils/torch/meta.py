@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch.func import grad, grad_and_value, vmap
 
+from course_utils._checks import (check_lr, check_maml_args, check_positive_int, meta_test_summary,
+                                  progress_range)
 from course_utils.seed import check_rng
 from course_utils.torch.core import from_numpy, mlp_forward, mse_loss, to_numpy
 
@@ -101,16 +103,6 @@ def as_task_tensors(*arrays) -> tuple[torch.Tensor, ...]:
     return tuple(_tensor(a) for a in arrays)
 
 
-def _check_common(inner_lr, steps, chunk_size=None):
-    if not (isinstance(inner_lr, (int, float, np.floating)) and np.isfinite(inner_lr) and inner_lr >= 0):
-        raise ValueError(f"inner_lr must be a finite number >= 0, got {inner_lr!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
-                                   or chunk_size < 1):
-        raise ValueError(f"chunk_size must be None or an integer >= 1, got {chunk_size!r}")
-
-
 # --------------------------------------------------------------------------- the inner loop
 def _adapt_one(params: Params, x_support, y_support, inner_lr, steps, first_order, forward, loss_fn) -> Params:
     """One task's inner loop with torch.func.grad (called under vmap)."""
@@ -144,7 +136,7 @@ def adapt_tasks(params: Params, x_support, y_support, *, inner_lr: float = 0.01,
         Adapted parameters φ_t with a leading task axis: ``{name: (tasks, *shape)}``,
         differentiable with respect to ``params``.
     """
-    _check_common(inner_lr, steps)
+    check_maml_args(inner_lr, steps)
     xs, ys = as_task_tensors(x_support, y_support)
     fn = lambda p, x, y: _adapt_one(p, x, y, inner_lr, steps, first_order, forward, loss_fn)  # noqa: E731
     return vmap(fn, in_dims=(None, 0, 0))(params, xs, ys)
@@ -166,7 +158,7 @@ def maml_task_losses(params: Params, x_support, y_support, x_query, y_query, *, 
                      loss_fn: Callable = mse_loss) -> torch.Tensor:
     """Query loss of every task after its inner loop, shape (tasks,); its mean is the MAML
     objective (:func:`course_utils.torch.core.maml_objective` computes the same with a loop)."""
-    _check_common(inner_lr, steps)
+    check_maml_args(inner_lr, steps)
     xs, ys, xq, yq = as_task_tensors(x_support, y_support, x_query, y_query)
     fn = lambda p, a, b, c, d: _task_loss(p, a, b, c, d, inner_lr, steps, first_order, forward, loss_fn)  # noqa: E731
     return vmap(fn, in_dims=(None, 0, 0, 0, 0))(params, xs, ys, xq, yq)
@@ -184,7 +176,7 @@ def make_meta_gradient_fn(*, inner_lr: float = 0.01, steps: int = 1, first_order
     the chunk gradients are accumulated (weighted by chunk size): the same result with less
     peak memory.
     """
-    _check_common(inner_lr, steps, chunk_size)
+    check_maml_args(inner_lr, steps, chunk_size)
 
     def meta_loss(params, xs, ys, xq, yq):
         return maml_task_losses(params, xs, ys, xq, yq, inner_lr=inner_lr, steps=steps,
@@ -239,8 +231,7 @@ class MAMLTrainer:
     def __init__(self, params: dict[str, np.ndarray], *, inner_lr: float = 0.01, outer_lr: float = 1e-3,
                  steps: int = 1, first_order: bool = False, forward: Callable = mlp_forward,
                  loss_fn: Callable = mse_loss, chunk_size: int | None = None):
-        if not (isinstance(outer_lr, (int, float, np.floating)) and np.isfinite(outer_lr) and outer_lr > 0):
-            raise ValueError(f"outer_lr must be a finite number > 0, got {outer_lr!r}")
+        check_lr(outer_lr, "outer_lr")
         self.params = from_numpy(params)
         self.optimizer = torch.optim.Adam(list(self.params.values()), lr=outer_lr, eps=1e-8)
         self._grad_fn = make_meta_gradient_fn(inner_lr=inner_lr, steps=steps, first_order=first_order,
@@ -257,20 +248,6 @@ class MAMLTrainer:
         return to_numpy(self.params)
 
 
-def _progress(n, desc, enabled):
-    if not enabled:
-        return range(n)
-    from tqdm.auto import trange
-
-    return trange(n, desc=desc, leave=False)
-
-
-def _check_iterations(n_iterations):
-    if isinstance(n_iterations, bool) or not isinstance(n_iterations, (int, np.integer)) or n_iterations < 1:
-        raise ValueError(f"n_iterations must be an integer >= 1, got {n_iterations!r}")
-    return int(n_iterations)
-
-
 def meta_train(params: dict[str, np.ndarray], sample_batch: Callable, *, n_iterations: int = 1000,
                inner_lr: float = 0.01, outer_lr: float = 1e-3, steps: int = 1, first_order: bool = False,
                forward: Callable = mlp_forward, loss_fn: Callable = mse_loss, chunk_size: int | None = None,
@@ -285,14 +262,14 @@ def meta_train(params: dict[str, np.ndarray], sample_batch: Callable, *, n_itera
         ``(params, history)``: the meta-learned θ (NumPy) and ``{"meta_loss": list[float]
         (one per iteration, before its update), "seconds": float, "iterations_per_second": float}``.
     """
-    n_iterations = _check_iterations(n_iterations)
+    n_iterations = check_positive_int(n_iterations, "n_iterations")
     rng = check_rng(rng)
     trainer = MAMLTrainer(params, inner_lr=inner_lr, outer_lr=outer_lr, steps=steps, first_order=first_order,
                           forward=forward, loss_fn=loss_fn, chunk_size=chunk_size)
     losses = []
     t0 = time.perf_counter()
     with _threads(num_threads):
-        for _ in _progress(n_iterations, desc, progress):
+        for _ in progress_range(n_iterations, desc, progress):
             losses.append(trainer.step(*sample_batch(rng)))
     seconds = time.perf_counter() - t0
     return trainer.numpy_params(), {"meta_loss": losses, "seconds": seconds,
@@ -308,14 +285,14 @@ def pretrain_baseline(params: dict[str, np.ndarray], sample_batch: Callable, *, 
 
     Returns ``(params, {"loss": list[float], "seconds": float})``.
     """
-    n_iterations = _check_iterations(n_iterations)
+    n_iterations = check_positive_int(n_iterations, "n_iterations")
     rng = check_rng(rng)
     theta = from_numpy(params)
     opt = torch.optim.Adam(list(theta.values()), lr=lr, eps=1e-8)
     losses = []
     t0 = time.perf_counter()
     with _threads(num_threads):
-        for _ in _progress(n_iterations, desc, progress):
+        for _ in progress_range(n_iterations, desc, progress):
             xs, ys, xq, yq = as_task_tensors(*sample_batch(rng))
             x = torch.cat([xs.flatten(0, 1), xq.flatten(0, 1)])
             y = torch.cat([ys.flatten(0, 1), yq.flatten(0, 1)])
@@ -364,7 +341,7 @@ def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.
         chunk_size: process this many tasks at a time (memory).
         num_threads: PyTorch threads during the call (restored afterwards; None keeps the setting).
     """
-    _check_common(inner_lr, steps, chunk_size)
+    check_maml_args(inner_lr, steps, chunk_size)
     xs, ys, xq, yq = as_task_tensors(tasks) if hasattr(tasks, "x_support") else as_task_tensors(*tasks)
     theta = {k: (v.detach() if isinstance(v, torch.Tensor) else _tensor(v)) for k, v in params.items()}
     per_loss = lambda p, x, y: loss_fn(forward(p, x), y)  # noqa: E731
@@ -416,7 +393,7 @@ def meta_test(params: dict, sample_batch: Callable, *, n_batches: int = 10, inne
     Returns ``{"loss": mean, "accuracy": mean or None, "accuracy_ci95": half-width of the 95 %
     confidence interval over tasks or None, "n_tasks": int}``.
     """
-    _check_iterations(n_batches)
+    check_positive_int(n_batches, "n_batches")
     rng = check_rng(rng)
     loss, acc = [], []
     for _ in range(n_batches):
@@ -426,10 +403,4 @@ def meta_test(params: dict, sample_batch: Callable, *, n_batches: int = 10, inne
         loss.append(curve.loss[-1])
         if accuracy:
             acc.append(curve.accuracy[-1])
-    loss = np.concatenate(loss)
-    out = {"loss": float(loss.mean()), "accuracy": None, "accuracy_ci95": None, "n_tasks": int(loss.size)}
-    if accuracy:
-        acc = np.concatenate(acc)
-        out["accuracy"] = float(acc.mean())
-        out["accuracy_ci95"] = float(1.96 * acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else 0.0
-    return out
+    return meta_test_summary(loss, acc, accuracy)

@@ -23,6 +23,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from course_utils._checks import (check_choice, check_lam_per_model, check_positive_int, check_sweep_args,
+                                  check_trainable, grid_and_prior, sweep_result)
 from course_utils.nets import init_mlp, layer_sizes
 from course_utils.seed import check_rng
 from course_utils.tasks import sample_sinusoid_tasks
@@ -72,29 +74,6 @@ def _one_thread(fn):
 _OPTIMIZERS = ("momentum", "gd", "adam")
 
 
-def _check_choice(value, name, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value
-
-
-def _check_positive_int(value, name, low=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_lam(lam, m: int) -> np.ndarray:
-    lam = np.asarray(lam, dtype=np.float64)
-    if lam.ndim == 0:
-        lam = np.full(m, float(lam))
-    if lam.shape != (m,):
-        raise ValueError(f"lam must be a scalar or have shape ({m},) (one λ per model), got {lam.shape}")
-    if not np.all(np.isfinite(lam)) or np.any(lam < 0):
-        raise ValueError(f"lam must be finite and >= 0, got {lam}")
-    return lam.astype(np.float32)
-
-
 @_one_thread
 def pretrain_sinusoid_mlp(*, sizes: tuple[int, ...] = (1, 40, 40, 1), steps: int = 1500,
                           n_tasks: int = 25, k_shot: int = 10, lr: float = 3e-3,
@@ -120,9 +99,9 @@ def pretrain_sinusoid_mlp(*, sizes: tuple[int, ...] = (1, 40, 40, 1), steps: int
     Returns:
         ``(params, history)``: the NumPy weights θ₀ and the training loss of every step.
     """
-    steps = _check_positive_int(steps, "steps")
-    n_tasks = _check_positive_int(n_tasks, "n_tasks")
-    k_shot = _check_positive_int(k_shot, "k_shot")
+    steps = check_positive_int(steps, "steps")
+    n_tasks = check_positive_int(n_tasks, "n_tasks")
+    k_shot = check_positive_int(k_shot, "k_shot")
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be > 0, got {lr!r}")
     rng = check_rng(rng)
@@ -152,7 +131,7 @@ def stack_params(params: dict[str, np.ndarray], m: int) -> dict[str, torch.Tenso
     Weights become (m, fan_in, fan_out) and biases (m, 1, fan_out), so that
     :func:`course_utils.torch.mlp_forward` maps x (m, n, in) → (m, n, out).
     """
-    m = _check_positive_int(m, "m")
+    m = check_positive_int(m, "m")
     out = {}
     for k, v in params.items():
         v = torch.as_tensor(np.asarray(v, dtype=np.float32))
@@ -206,7 +185,7 @@ def regularised_objective(params, x_support, y_support, lam, *, penalty: str = "
     ``anchor`` (stacked) is θ₀ for ``l2sp``/``proximal``; ``x_grid``/``f_prior`` (G, 1) are
     needed for ``function``.
     """
-    _check_choice(penalty, "penalty", PENALTIES)
+    check_choice(penalty, "penalty", PENALTIES)
     data = torch.mean((mlp_forward(params, x_support) - y_support) ** 2, dim=(1, 2))
     if penalty == "l2":
         reg = l2_penalty(params)
@@ -272,20 +251,17 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
         Stacked NumPy weights (M, ...) (biases (M, 1, out)); with ``return_history`` also the
         history array.
     """
-    _check_choice(penalty, "penalty", PENALTIES)
-    _check_choice(optimizer, "optimizer", _OPTIMIZERS)
-    steps = _check_positive_int(steps, "steps", 0)
+    check_choice(penalty, "penalty", PENALTIES)
+    check_choice(optimizer, "optimizer", _OPTIMIZERS)
+    steps = check_positive_int(steps, "steps", 0)
     x = torch.as_tensor(np.asarray(x_support, dtype=np.float32))
     y = torch.as_tensor(np.asarray(y_support, dtype=np.float32))
     if x.ndim != 3 or x.shape != y.shape:
         raise ValueError(f"x_support and y_support must both be (M, K, 1), got {tuple(x.shape)} "
                          f"and {tuple(y.shape)}")
     m = x.shape[0]
-    lam_t = torch.as_tensor(_check_lam(lam, m))
-    trainable = list(params) if trainable is None else list(trainable)
-    unknown = set(trainable) - set(params)
-    if unknown:
-        raise ValueError(f"trainable must name parameters among {sorted(params)}, got {sorted(unknown)}")
+    lam_t = torch.as_tensor(check_lam_per_model(lam, m))
+    trainable = check_trainable(params, trainable)
     theta = stack_params(params, m)
     anchor_t = stack_params(params if anchor is None else anchor, m)
     grid_t = prior_t = None
@@ -321,15 +297,7 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
 
 
 def _grid_and_prior(params, x_grid, f_prior):
-    if x_grid is None:
-        x_grid = np.linspace(-5, 5, 41, dtype=np.float32).reshape(-1, 1)
-    x_grid = np.asarray(x_grid, dtype=np.float32).reshape(-1, 1)
-    if f_prior is None:
-        from course_utils.nets import mlp_forward_numpy
-        f_prior = mlp_forward_numpy(params, x_grid)
-    f_prior = np.asarray(f_prior, dtype=np.float32).reshape(-1, 1)
-    if f_prior.shape != x_grid.shape:
-        raise ValueError(f"f_prior must have shape {x_grid.shape} to match x_grid, got {f_prior.shape}")
+    x_grid, f_prior = grid_and_prior(params, x_grid, f_prior)
     return torch.as_tensor(x_grid), torch.as_tensor(f_prior)
 
 
@@ -357,15 +325,7 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
         ``{"lambdas": (L,), "k_shots": (nK,), "test_mse": {penalty: (nK, L)}, "sem": {penalty:
         (nK, L)}, "per_task": {penalty: (nK, T, L)}}`` (NumPy, mean over tasks and its standard error).
     """
-    lambdas = np.asarray(lambdas, dtype=np.float32).reshape(-1)
-    _check_lam(lambdas, lambdas.size)
-    k_shots = [_check_positive_int(k, "k_shots") for k in k_shots]
-    if max(k_shots) > tasks.x_support.shape[1]:
-        raise ValueError(f"k_shots must be <= {tasks.x_support.shape[1]} (support points per task), "
-                         f"got {max(k_shots)}")
-    for p in penalties:
-        _check_choice(p, "penalties", PENALTIES)
-    x_eval = np.linspace(-5, 5, 100, dtype=np.float32) if x_eval is None else np.asarray(x_eval, np.float32)
+    lambdas, k_shots, x_eval = check_sweep_args(tasks, lambdas, k_shots, penalties, PENALTIES, x_eval)
     y_eval = tasks.true_function(x_eval)  # (T, E)
     n_t, n_l = tasks.n_tasks, lambdas.size
     per_task = {p: np.zeros((len(k_shots), n_t, n_l), dtype=np.float64) for p in penalties}
@@ -390,11 +350,7 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
                 bar.update()
     if bar is not None:
         bar.close()
-    mean = {p: v.mean(axis=1) for p, v in per_task.items()}
-    sem = {p: v.std(axis=1, ddof=1) / np.sqrt(n_t) if n_t > 1 else np.zeros_like(mean[p])
-           for p, v in per_task.items()}
-    return {"lambdas": lambdas, "k_shots": np.array(k_shots), "test_mse": mean, "sem": sem,
-            "per_task": per_task}
+    return sweep_result(lambdas, k_shots, per_task, n_t)
 
 
 # ------------------------------------------------------------------ exact last-layer solution
@@ -429,8 +385,8 @@ def last_layer_closed_form(params: dict[str, np.ndarray], x_support, y_support, 
     Returns:
         ``params`` with the last layer replaced by the solution (NumPy, unstacked).
     """
-    _check_choice(penalty, "penalty", PENALTIES)
-    lam = float(_check_lam(lam, 1)[0])
+    check_choice(penalty, "penalty", PENALTIES)
+    lam = float(check_lam_per_model(lam, 1)[0])
     last = len(layer_sizes(params)) - 2
     h = last_layer_features(params, x_support).double()
     y = torch.as_tensor(np.asarray(y_support, dtype=np.float64)).reshape(-1, 1)
