@@ -76,15 +76,16 @@ def accuracy(logits: tf.Tensor, y: tf.Tensor) -> float:
 
 def adapt(params: dict, x_support, y_support, *, inner_lr: float = 0.01, steps: int = 1,
           first_order: bool = False, forward: Callable = mlp_forward,
-          loss_fn: Callable = mse_loss) -> dict:
+          loss_fn: Callable = mse_loss, only: tuple[str, ...] | None = None) -> dict:
     """The MAML inner loop: ``steps`` SGD steps φ ← φ - α ∇L_support(φ), starting from ``params``.
 
     Call it inside an outer ``tf.GradientTape`` to differentiate through it: the inner tape's
     gradient is itself recorded by the outer tape (second order). ``first_order=True`` wraps
-    the inner gradients in ``tf.stop_gradient`` (FOMAML).
+    the inner gradients in ``tf.stop_gradient`` (FOMAML). ``only`` names the parameters that
+    adapt (ANIL adapts the head); the others pass through unchanged.
     """
     check_steps(steps)
-    names = list(params)
+    names = list(params) if only is None else list(only)
     for _ in range(steps):
         with tf.GradientTape() as tape:
             tape.watch([params[k] for k in names])
@@ -92,7 +93,7 @@ def adapt(params: dict, x_support, y_support, *, inner_lr: float = 0.01, steps: 
         grads = tape.gradient(loss, [params[k] for k in names])
         if first_order:
             grads = [tf.stop_gradient(g) for g in grads]
-        params = {k: params[k] - inner_lr * g for k, g in zip(names, grads)}
+        params = {**params, **{k: params[k] - inner_lr * g for k, g in zip(names, grads)}}
     return params
 
 

@@ -22,9 +22,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from course_utils._checks import (batches, check_choice, check_epsilon, check_head, check_lr,  # noqa: E402
-                                  check_positive_int, check_steps, finish_history)
+                                  check_positive_int, finish_history)
 from course_utils.chapters.ch07 import PeakMemory, head_keys, reptile_epsilon  # noqa: E402
-from course_utils.tensorflow.core import from_numpy, maml_meta_gradient, mlp_forward, mse_loss  # noqa: E402
+from course_utils.tensorflow.core import adapt, from_numpy, maml_meta_gradient, mlp_forward, mse_loss  # noqa: E402
 from course_utils.tensorflow.meta import make_meta_gradient_fn  # noqa: E402
 
 __all__ = [
@@ -63,17 +63,8 @@ def anil_adapt(params, x_support, y_support, *, inner_lr: float = 0.01, steps: i
     Call it inside an outer ``tf.GradientTape`` to differentiate through the head's updates
     (second order unless ``first_order``). ``head`` defaults to :func:`head_keys`.
     """
-    check_steps(steps)
-    keys = check_head(params, head)
-    for _ in range(steps):
-        with tf.GradientTape() as tape:
-            tape.watch([params[k] for k in keys])
-            loss = loss_fn(forward(params, x_support), y_support)
-        grads = tape.gradient(loss, [params[k] for k in keys])
-        if first_order:
-            grads = [tf.stop_gradient(g) for g in grads]
-        params = {**params, **{k: params[k] - inner_lr * g for k, g in zip(keys, grads)}}
-    return params
+    return adapt(params, x_support, y_support, inner_lr=inner_lr, steps=steps, first_order=first_order,
+                 forward=forward, loss_fn=loss_fn, only=check_head(params, head))
 
 
 def reptile_adapt(params, x, y, *, inner_lr: float = 0.02, inner_steps: int = 5,

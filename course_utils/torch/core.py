@@ -70,19 +70,21 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 def adapt(params: Params, x_support: torch.Tensor, y_support: torch.Tensor, *,
           inner_lr: float = 0.01, steps: int = 1, first_order: bool = False,
-          forward: Callable = mlp_forward, loss_fn: Callable = mse_loss) -> Params:
+          forward: Callable = mlp_forward, loss_fn: Callable = mse_loss,
+          only: tuple[str, ...] | None = None) -> Params:
     """The MAML inner loop: ``steps`` SGD steps φ ← φ - α ∇L_support(φ), starting from ``params``.
 
     With ``first_order=False`` the graph of every step is kept (``create_graph=True``), so a
     gradient of the result with respect to ``params`` contains the Hessian terms. With
-    ``first_order=True`` the inner gradients are treated as constants (FOMAML).
+    ``first_order=True`` the inner gradients are treated as constants (FOMAML). ``only`` names
+    the parameters that adapt (ANIL adapts the head); the others pass through unchanged.
     """
     check_steps(steps)
-    names = list(params)
+    names = list(params) if only is None else list(only)
     for _ in range(steps):
         loss = loss_fn(forward(params, x_support), y_support)
         grads = torch.autograd.grad(loss, [params[k] for k in names], create_graph=not first_order)
-        params = {k: params[k] - inner_lr * g for k, g in zip(names, grads)}
+        params = {**params, **{k: params[k] - inner_lr * g for k, g in zip(names, grads)}}
     return params
 
 

@@ -24,9 +24,9 @@ import torch
 from torch.func import grad, grad_and_value, vmap
 
 from course_utils._checks import (batches, check_choice, check_epsilon, check_head, check_lr,
-                                  check_positive_int, check_steps, finish_history)
+                                  check_positive_int, finish_history)
 from course_utils.chapters.ch07 import PeakMemory, head_keys, reptile_epsilon
-from course_utils.torch.core import from_numpy, maml_meta_gradient, mlp_forward, mse_loss
+from course_utils.torch.core import adapt, from_numpy, maml_meta_gradient, mlp_forward, mse_loss
 from course_utils.torch.meta import as_task_tensors, make_meta_gradient_fn
 
 
@@ -68,13 +68,8 @@ def anil_adapt(params, x_support, y_support, *, inner_lr: float = 0.01, steps: i
         A new dict: head entries adapted (differentiable w.r.t. ``params`` unless first order),
         body entries the very same tensors as in ``params``.
     """
-    check_steps(steps)
-    keys = check_head(params, head)
-    for _ in range(steps):
-        loss = loss_fn(forward(params, x_support), y_support)
-        grads = torch.autograd.grad(loss, [params[k] for k in keys], create_graph=not first_order)
-        params = {**params, **{k: params[k] - inner_lr * g for k, g in zip(keys, grads)}}
-    return params
+    return adapt(params, x_support, y_support, inner_lr=inner_lr, steps=steps, first_order=first_order,
+                 forward=forward, loss_fn=loss_fn, only=check_head(params, head))
 
 
 def reptile_adapt(params, x, y, *, inner_lr: float = 0.02, inner_steps: int = 5,
