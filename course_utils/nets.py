@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_utils._checks import check_positive_int
+from course_utils.validation import check_positive_int
 from course_utils.seed import check_rng
 
 __all__ = ["init_mlp", "mlp_forward_numpy", "layer_sizes", "init_convnet", "convnet_head_names"]

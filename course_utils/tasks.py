@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from course_utils._checks import check_int
+from course_utils.validation import check_int
 from course_utils.seed import check_rng
 
 __all__ = [

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from course_utils.checks import close, report
+from course_utils.grading import close, report
 from course_utils.tasks import AMPLITUDE_RANGE, PHASE_RANGE, EpisodeSampler, sample_sinusoid_tasks
 
 __all__ = [

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from course_utils.checks import report
+from course_utils.grading import report
 
 __all__ = [
     "linear_meta_gradient",

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from course_utils.checks import close, report
+from course_utils.grading import close, report
 from course_utils.nets import mlp_forward_numpy
 from course_utils.plots import new_figure, show_figure
 

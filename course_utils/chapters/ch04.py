@@ -16,7 +16,7 @@ from functools import lru_cache
 import matplotlib.pyplot as plt
 import numpy as np
 
-from course_utils.checks import close, report
+from course_utils.grading import close, report
 from course_utils.tasks import GaussianTask, GaussianTaskFamily
 from course_utils.widgets import float_slider, int_slider, lambda_slider, make_interactive
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from course_utils.chapters.ch03 import (X_PLOT, _param_distance, _unstack, best_lambdas, new_figure,
                                         show_figure)
-from course_utils.checks import close, report
+from course_utils.grading import close, report
 from course_utils.nets import mlp_forward_numpy
 
 __all__ = [

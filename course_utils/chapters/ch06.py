@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_utils.checks import close, report
+from course_utils.grading import close, report
 
 __all__ = [
     "toy_meta_gradient",

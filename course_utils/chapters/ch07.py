@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 
-from course_utils.checks import close, report
+from course_utils.grading import close, report
 
 __all__ = [
     "reptile_epsilon",

@@ -16,7 +16,7 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils._checks import check_same_keys, check_task_batch  # noqa: E402
+from course_utils.validation import check_same_keys, check_task_batch  # noqa: E402
 from course_utils.nets import mlp_layer_count  # noqa: E402
 from course_utils.tensorflow.core import mlp_forward, mse_loss  # noqa: E402
 

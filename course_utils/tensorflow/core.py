@@ -15,7 +15,7 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils._checks import check_steps  # noqa: E402
+from course_utils.validation import check_steps  # noqa: E402
 
 __all__ = [
     "FRAMEWORK",

@@ -16,7 +16,7 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils._checks import (check_epochs_batch_size, check_nonnegative, check_steps,  # noqa: E402
+from course_utils.validation import (check_epochs_batch_size, check_nonnegative, check_steps,  # noqa: E402
                                   check_temperature)
 from course_utils.seed import check_rng  # noqa: E402
 from course_utils.tensorflow.core import from_numpy  # noqa: E402

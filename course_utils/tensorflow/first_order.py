@@ -21,7 +21,7 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils._checks import (batches, check_choice, check_epsilon, check_head, check_lr,  # noqa: E402
+from course_utils.validation import (batches, check_choice, check_epsilon, check_head, check_lr,  # noqa: E402
                                   check_positive_int, finish_history)
 from course_utils.chapters.ch07 import PeakMemory, head_keys, reptile_epsilon  # noqa: E402
 from course_utils.tensorflow.core import adapt, from_numpy, maml_meta_gradient, mlp_forward, mse_loss  # noqa: E402

@@ -24,7 +24,7 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils._checks import (check_lr, check_maml_args, check_positive_int, meta_test_summary,  # noqa: E402
+from course_utils.validation import (check_lr, check_maml_args, check_positive_int, meta_test_summary,  # noqa: E402
                                   progress_range)
 from course_utils.seed import check_rng  # noqa: E402
 from course_utils.tensorflow.core import from_numpy, mlp_forward, mse_loss, to_numpy  # noqa: E402

@@ -17,7 +17,7 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils._checks import (check_choice, check_lam_per_model, check_positive_int, check_sweep_args,  # noqa: E402
+from course_utils.validation import (check_choice, check_lam_per_model, check_positive_int, check_sweep_args,  # noqa: E402
                                   check_trainable, grid_and_prior, sweep_result)
 from course_utils.nets import init_mlp, layer_sizes  # noqa: E402
 from course_utils.seed import check_rng  # noqa: E402

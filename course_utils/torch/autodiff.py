@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from course_utils._checks import check_same_keys, check_task_batch
+from course_utils.validation import check_same_keys, check_task_batch
 from course_utils.nets import mlp_layer_count
 from course_utils.torch.core import from_numpy, mlp_forward, mse_loss
 

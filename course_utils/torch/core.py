@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from course_utils._checks import check_steps
+from course_utils.validation import check_steps
 
 __all__ = [
     "FRAMEWORK",

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_utils._checks import check_epochs_batch_size, check_nonnegative, check_steps, check_temperature
+from course_utils.validation import check_epochs_batch_size, check_nonnegative, check_steps, check_temperature
 from course_utils.seed import check_rng
 from course_utils.torch.core import from_numpy
 

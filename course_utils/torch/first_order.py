@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.func import grad, grad_and_value, vmap
 
-from course_utils._checks import (batches, check_choice, check_epsilon, check_head, check_lr,
+from course_utils.validation import (batches, check_choice, check_epsilon, check_head, check_lr,
                                   check_positive_int, finish_history)
 from course_utils.chapters.ch07 import PeakMemory, head_keys, reptile_epsilon
 from course_utils.torch.core import adapt, from_numpy, maml_meta_gradient, mlp_forward, mse_loss

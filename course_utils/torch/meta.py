@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.func import grad, grad_and_value, vmap
 
-from course_utils._checks import (check_lr, check_maml_args, check_positive_int, meta_test_summary,
+from course_utils.validation import (check_lr, check_maml_args, check_positive_int, meta_test_summary,
                                   progress_range)
 from course_utils.seed import check_rng
 from course_utils.torch.core import from_numpy, mlp_forward, mse_loss, to_numpy

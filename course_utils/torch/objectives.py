@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from course_utils._checks import (check_choice, check_lam_per_model, check_positive_int, check_sweep_args,
+from course_utils.validation import (check_choice, check_lam_per_model, check_positive_int, check_sweep_args,
                                   check_trainable, grid_and_prior, sweep_result)
 from course_utils.nets import init_mlp, layer_sizes
 from course_utils.seed import check_rng

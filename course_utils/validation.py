@@ -7,6 +7,9 @@ imports a deep-learning framework.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 
@@ -19,6 +22,20 @@ def check_int(value, name: str, low: int, high: int | None = None) -> int:
         allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be {allowed}, got {value}")
     return int(value)
+
+
+def check_bool(value, name: str) -> bool:
+    """A real boolean (``True``/``False`` or a NumPy bool); the string ``'False'`` is rejected."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_path(value, name: str) -> Path:
+    """A non-empty ``str`` or ``os.PathLike``, as an expanded :class:`~pathlib.Path`."""
+    if not isinstance(value, (str, os.PathLike)) or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"{name} must be a non-empty str or os.PathLike, got {value!r}")
+    return Path(value).expanduser()
 
 
 def check_positive_int(value, name: str, low: int = 1) -> int:
