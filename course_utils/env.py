@@ -1,12 +1,14 @@
 """Environment helpers: TensorFlow logging variables, memory and version reports."""
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import resource
 import sys
+import threading
 
-__all__ = ["configure_tensorflow_env", "peak_memory_mb", "environment_report", "course_scale"]
+__all__ = ["configure_tensorflow_env", "peak_memory_mb", "PeakMemory", "environment_report", "course_scale"]
 
 
 def configure_tensorflow_env(log_level: str = "2") -> None:
@@ -74,3 +76,66 @@ def course_scale() -> str:
     if scale not in SCALES:
         raise ValueError(f"COURSE_SCALE must be one of {SCALES}, got {scale!r}")
     return scale
+
+
+def _rss_bytes() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def _trim() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc), so RSS is a fair baseline."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the baseline is just a little higher
+        pass
+
+
+class PeakMemory:
+    """Context manager: the peak *increase* of resident memory (MiB) while its block runs.
+
+    A background thread samples the process's RSS every ``interval`` seconds; before the block
+    starts, garbage is collected and freed heap pages are returned to the OS so that the
+    baseline is fair. The result (``.peak_mb``) is the increment over that baseline, which is
+    what an algorithm adds on top of the data and the kernel. Sampling can miss a very short
+    spike, and neither PyTorch nor TensorFlow exposes CPU allocator statistics, so treat values
+    below ~1 MiB as "too small to measure".
+
+    Example:
+        >>> with PeakMemory() as mem:
+        ...     x = np.ones(10_000_000)
+        >>> mem.peak_mb > 50
+        True
+    """
+
+    def __init__(self, interval: float = 0.002):
+        if not (interval > 0):
+            raise ValueError(f"interval must be > 0 seconds, got {interval!r}")
+        self.interval = float(interval)
+        self.peak_mb = float("nan")
+        self.baseline_mb = float("nan")
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self._peak = max(self._peak, _rss_bytes())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakMemory":
+        _trim()
+        self._base = _rss_bytes()
+        self._peak = self._base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._peak = max(self._peak, _rss_bytes())
+        self._stop.set()
+        self._thread.join()
+        self.baseline_mb = self._base / 2**20
+        self.peak_mb = max(0.0, (self._peak - self._base) / 2**20)

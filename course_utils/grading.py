@@ -1,9 +1,14 @@
-"""Tiny helpers for the chapters' challenge checkers: one clear pass/fail line and a bool."""
+"""Grading: the chapters' exercise checkers and the notebooks' numeric comparisons.
+
+:func:`report` prints one clear pass/fail line; :func:`close` compares an answer with the
+expected value without ever raising; :func:`max_abs_diff` is the one "largest difference"
+that every parity and by-hand check in the notebooks prints and asserts.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["report", "close"]
+__all__ = ["report", "close", "max_abs_diff"]
 
 
 def report(passed: bool, name: str, hint: str = "") -> bool:
@@ -23,3 +28,32 @@ def close(answer, expected, *, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
     except (TypeError, ValueError):
         return False
     return a.shape == e.shape and bool(np.allclose(a, e, rtol=rtol, atol=atol))
+
+
+def _numpy(v) -> np.ndarray:
+    """A NumPy float64 copy of an array, a PyTorch tensor (detached) or a TensorFlow tensor."""
+    if hasattr(v, "detach"):
+        v = v.detach()
+    if hasattr(v, "numpy"):
+        v = v.numpy()
+    return np.asarray(v, dtype=np.float64)
+
+
+def max_abs_diff(a, b) -> float:
+    """Largest absolute difference between two arrays, or two dicts of arrays with the same keys.
+
+    Entries may be NumPy arrays, PyTorch or TensorFlow tensors (so a notebook can compare the two
+    frameworks' parameters or gradients directly); shapes must match.
+
+    Raises:
+        ValueError: if the dicts' keys differ or two entries' shapes differ.
+    """
+    if isinstance(a, dict) or isinstance(b, dict):
+        if not (isinstance(a, dict) and isinstance(b, dict)) or set(a) != set(b):
+            raise ValueError(f"a and b must be dicts with the same keys, got {sorted(a) if isinstance(a, dict) else type(a).__name__} "
+                             f"and {sorted(b) if isinstance(b, dict) else type(b).__name__}")
+        return max((max_abs_diff(a[k], b[k]) for k in a), default=0.0)
+    x, y = _numpy(a), _numpy(b)
+    if x.shape != y.shape:
+        raise ValueError(f"a and b must have the same shape, got {x.shape} and {y.shape}")
+    return float(np.max(np.abs(x - y))) if x.size else 0.0

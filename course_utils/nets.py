@@ -11,7 +11,7 @@ import numpy as np
 from course_utils.validation import check_positive_int
 from course_utils.seed import check_rng
 
-__all__ = ["init_mlp", "mlp_forward_numpy", "layer_sizes", "init_convnet", "convnet_head_names"]
+__all__ = ["init_mlp", "mlp_forward_numpy", "layer_sizes", "init_convnet", "head_keys", "check_head"]
 
 
 def init_mlp(sizes: tuple[int, ...] = (1, 40, 40, 1), *,
@@ -108,6 +108,34 @@ def _init_convnet_numpy(rng, *, n_way, in_channels, hidden, n_blocks):
     return params
 
 
-def convnet_head_names(params) -> list[str]:
-    """Names of the final linear layer's parameters (what ANIL adapts): ``["head_w", "head_b"]``."""
-    return [k for k in params if k.startswith("head")]
+def head_keys(params) -> tuple[str, ...]:
+    """The keys of the last linear layer: what ANIL adapts in its inner loop.
+
+    For the course's MLPs (``w0, b0, ..., w{n-1}, b{n-1}``) that is ``("w{n-1}", "b{n-1}")``.
+    For any other parameter dict, the last two keys in insertion order, provided they are a
+    weight matrix and a bias vector (the chapter 6 conv net lists its linear layer last).
+
+    Raises:
+        ValueError: if ``params`` has fewer than two entries or no recognisable last layer.
+    """
+    keys = list(params)
+    if len(keys) < 2:
+        raise ValueError(f"params must hold at least one weight and one bias, got keys {keys}")
+    ws = [k for k in keys if k.startswith("w") and k[1:].isdigit()]
+    if ws and all(f"b{k[1:]}" in params for k in ws):
+        last = max(int(k[1:]) for k in ws)
+        return (f"w{last}", f"b{last}")
+    w, b = keys[-2], keys[-1]
+    if len(tuple(params[w].shape)) != 2 or len(tuple(params[b].shape)) != 1:
+        raise ValueError("params must end with a linear layer (a 2-D weight then a 1-D bias); "
+                         f"the last two keys are {w!r} {tuple(params[w].shape)} and {b!r} {tuple(params[b].shape)}")
+    return (w, b)
+
+
+def check_head(params, head) -> tuple[str, ...]:
+    """ANIL's head: ``head`` (default :func:`head_keys`), every name a key of ``params``."""
+    keys = head_keys(params) if head is None else tuple(head)
+    missing = [k for k in keys if k not in params]
+    if not keys or missing:
+        raise ValueError(f"head must name parameters of the model among {list(params)}, unknown: {missing or keys}")
+    return keys

@@ -1,9 +1,9 @@
-"""Framework-free argument validators and helpers shared by the mirrored PyTorch/TensorFlow modules.
+"""The course's shared argument validators: one place that says what is wrong with an argument.
 
-Private to the package: :mod:`course_utils.torch` and :mod:`course_utils.tensorflow` (and the
-NumPy modules at the top level) import these so that both halves raise the same ``ValueError``
-with the same message, naming the offending argument. NumPy only: importing this module never
-imports a deep-learning framework.
+Every public function of :mod:`course_utils`, :mod:`course_utils.torch` and
+:mod:`course_utils.tensorflow` checks its arguments through these, so both halves raise the same
+``ValueError`` with the same message, naming the argument, its allowed range and what was given.
+The bottom of the package: NumPy only, and it imports nothing else from :mod:`course_utils`.
 """
 from __future__ import annotations
 
@@ -56,6 +56,27 @@ def check_lr(value, name: str) -> float:
     if not (isinstance(value, (int, float, np.floating)) and np.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
+
+
+def check_float(value, name: str, low: float | None = None, high: float | None = None, *,
+                low_open: bool = False, high_open: bool = False) -> float:
+    """A finite real number (bools rejected) in the given range, as a Python ``float``.
+
+    ``low``/``high`` bound it (``None``: unbounded); ``low_open``/``high_open`` exclude the bound.
+    """
+    lo_b, hi_b = ("(" if low_open else "["), (")" if high_open else "]")
+    allowed = (f"in {lo_b}{low}, {high}{hi_b}" if low is not None and high is not None
+               else f"{'>' if low_open else '>='} {low}" if low is not None
+               else f"{'<' if high_open else '<='} {high}" if high is not None else "finite")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
+    v = float(value)
+    bad = (not np.isfinite(v)
+           or (low is not None and (v < low or (low_open and v == low)))
+           or (high is not None and (v > high or (high_open and v == high))))
+    if bad:
+        raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
+    return v
 
 
 def check_choice(value, name: str, allowed):
@@ -137,18 +158,6 @@ def check_trainable(params: dict, trainable) -> list[str]:
     return trainable
 
 
-def check_head(params, head) -> tuple[str, ...]:
-    """ANIL's head: ``head`` (default :func:`course_utils.chapters.ch07.head_keys`), all keys of ``params``."""
-    from course_utils.chapters.ch07 import head_keys  # lazily: `import course_utils` loads no chapter module
-
-    keys = head_keys(params) if head is None else tuple(head)
-    missing = [k for k in keys if k not in params]
-    if not keys or missing:
-        raise ValueError(f"head must name parameters of the model, unknown: {missing or keys}")
-    return keys
-
-
-# --------------------------------------------------------------------------- chapters 3 and 5
 def check_lam_per_model(lam, m: int) -> np.ndarray:
     """λ as an (m,) float32 array: a scalar is repeated; every entry finite and ``>= 0``."""
     lam = np.asarray(lam, dtype=np.float64)
@@ -161,84 +170,57 @@ def check_lam_per_model(lam, m: int) -> np.ndarray:
     return lam.astype(np.float32)
 
 
-def grid_and_prior(params: dict, x_grid, f_prior) -> tuple[np.ndarray, np.ndarray]:
-    """The function-space prior's grid (G, 1) and values f*(grid) (G, 1), float32 NumPy.
+# --------------------------------------------------------------------------- names, callables, types
+def check_names(value, name: str, allowed) -> tuple[str, ...]:
+    """A collection of names (not a bare string), every one among ``allowed``; returned as a tuple.
 
-    Defaults: 41 points on [−5, 5] and f* = the MLP ``params`` itself.
+    E.g. the weights that ``lwf_finetune`` keeps ``frozen`` must be keys of its ``params``.
     """
-    from course_utils.nets import mlp_forward_numpy
-
-    if x_grid is None:
-        x_grid = np.linspace(-5, 5, 41, dtype=np.float32).reshape(-1, 1)
-    x_grid = np.asarray(x_grid, dtype=np.float32).reshape(-1, 1)
-    if f_prior is None:
-        f_prior = mlp_forward_numpy(params, x_grid)
-    f_prior = np.asarray(f_prior, dtype=np.float32).reshape(-1, 1)
-    if f_prior.shape != x_grid.shape:
-        raise ValueError(f"f_prior must have shape {x_grid.shape} to match x_grid, got {f_prior.shape}")
-    return x_grid, f_prior
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        raise ValueError(f"{name} must be a collection of names among {sorted(allowed)}, got {value!r}")
+    names = tuple(value)
+    unknown = sorted(set(names) - set(allowed))
+    if unknown:
+        raise ValueError(f"{name} must name entries among {sorted(allowed)}, got unknown {unknown}")
+    return names
 
 
-def check_sweep_args(tasks, lambdas, k_shots, penalties, allowed_penalties, x_eval):
-    """``lambda_sweep``'s arguments: returns ``(lambdas (L,) float32, k_shots list, x_eval float32)``."""
-    lambdas = np.asarray(lambdas, dtype=np.float32).reshape(-1)
-    check_lam_per_model(lambdas, lambdas.size)
-    k_shots = [check_positive_int(k, "k_shots") for k in k_shots]
-    if max(k_shots) > tasks.x_support.shape[1]:
-        raise ValueError(f"k_shots must be <= {tasks.x_support.shape[1]} (support points per task), "
-                         f"got {max(k_shots)}")
-    for p in penalties:
-        check_choice(p, "penalties", allowed_penalties)
-    x_eval = np.linspace(-5, 5, 100, dtype=np.float32) if x_eval is None else np.asarray(x_eval, np.float32)
-    return lambdas, k_shots, x_eval
+def check_callable(value, name: str):
+    """``value`` itself when it can be called (a forward pass, a loss function, ...)."""
+    if not callable(value):
+        raise ValueError(f"{name} must be callable, got {value!r}")
+    return value
 
 
-def sweep_result(lambdas: np.ndarray, k_shots, per_task: dict, n_tasks: int) -> dict:
-    """``lambda_sweep``'s result: mean test MSE over tasks and its standard error, per penalty."""
-    mean = {p: v.mean(axis=1) for p, v in per_task.items()}
-    sem = {p: v.std(axis=1, ddof=1) / np.sqrt(n_tasks) if n_tasks > 1 else np.zeros_like(mean[p])
-           for p, v in per_task.items()}
-    return {"lambdas": lambdas, "k_shots": np.array(k_shots), "test_mse": mean, "sem": sem,
-            "per_task": per_task}
+def check_instance(value, name: str, types, what: str):
+    """``value`` itself when it is an instance of ``types``; ``what`` describes them in the message."""
+    if not isinstance(value, types):
+        raise ValueError(f"{name} must be {what}, got {type(value).__name__}")
+    return value
 
 
-# --------------------------------------------------------------------------- training loops
-def progress_range(n: int, desc: str, enabled: bool):
-    """``range(n)``, or a ``tqdm.auto`` progress bar over it when ``enabled``."""
-    if not enabled:
-        return range(n)
-    from tqdm.auto import trange
+def check_images_labels(images, labels) -> tuple[np.ndarray, np.ndarray]:
+    """A labelled image set: images flattened to (n, D) and integer labels of shape (n,).
 
-    return trange(n, desc=desc, leave=False)
-
-
-def batches(n: int, batch_size: int | None, steps: int) -> list[slice]:
-    """Minibatch j of the inner loop: consecutive slices of the task's data, cycling."""
-    b = n if batch_size is None else batch_size
-    if not 1 <= b <= n:
-        raise ValueError(f"batch_size must be in [1, {n}] (the points per task), got {batch_size!r}")
-    per_epoch = max(1, n // b)
-    return [slice((j % per_epoch) * b, (j % per_epoch) * b + b) for j in range(steps)]
+    Returns ``(flat_images, labels)`` as NumPy arrays (the images keep their dtype).
+    """
+    flat = np.asarray(images)
+    if flat.ndim < 2 or len(flat) == 0:
+        raise ValueError(f"images must be a non-empty array (n, ...) of n images, got shape {flat.shape}")
+    flat = flat.reshape(len(flat), -1)
+    labels = np.asarray(labels)
+    if labels.shape != (len(flat),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers of shape ({len(flat)},) (one per image), "
+                         f"got {labels.dtype} of shape {labels.shape}")
+    return flat, labels
 
 
-def finish_history(hist: dict, final: dict, eval_fn, n_iterations: int, seconds: float, trace: float,
-                   peak_mb: float) -> tuple[dict, dict]:
-    """Close ``train_meta_method``'s history: final evaluation, timings and peak memory."""
-    if eval_fn is not None:
-        hist["eval_iterations"].append(n_iterations)
-        hist["eval"].append(float(eval_fn(final)))
-    hist["seconds_per_iteration"] = seconds / max(1, n_iterations - 1)
-    hist["trace_seconds"] = trace
-    hist["peak_memory_mb"] = peak_mb
-    return final, hist
-
-
-def meta_test_summary(loss: list, acc: list, accuracy: bool) -> dict:
-    """``meta_test``'s result from per-batch query losses (and accuracies): means over all tasks."""
-    loss = np.concatenate(loss)
-    out = {"loss": float(loss.mean()), "accuracy": None, "accuracy_ci95": None, "n_tasks": int(loss.size)}
-    if accuracy:
-        acc = np.concatenate(acc)
-        out["accuracy"] = float(acc.mean())
-        out["accuracy_ci95"] = float(1.96 * acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else 0.0
-    return out
+def check_interval(value, name: str) -> tuple[float, float]:
+    """A ``(low, high)`` pair of finite numbers with ``low <= high``, as Python floats."""
+    try:
+        low, high = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (low, high) pair of finite numbers, got {value!r}") from None
+    low = check_float(low, f"{name}[0]")
+    high = check_float(high, f"{name}[1]", low)
+    return low, high

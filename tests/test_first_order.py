@@ -15,7 +15,9 @@ import course_utils.tensorflow as cf
 import course_utils.torch as ct
 from course_utils import sample_sinusoid_tasks
 from course_utils.chapters import ch07
-from course_utils.nets import init_mlp
+from course_utils.env import PeakMemory
+from course_utils.nets import head_keys, init_mlp
+from course_utils.training import MetaHistory, reptile_epsilon
 
 ATOL = 2e-5
 
@@ -120,11 +122,10 @@ def test_anil_with_zero_steps_is_plain_query_loss(mlp, tasks):
 
 
 def test_head_keys(mlp, conv):
-    assert ch07.head_keys(mlp) == ("w2", "b2")
-    assert ch07.head_keys(conv[0]) == ("head_w", "head_b")
-    assert list(ch07.head_keys(conv[0])) == ct.convnet_head_names(conv[0])
+    assert head_keys(mlp) == ("w2", "b2")
+    assert head_keys(conv[0]) == ("head_w", "head_b")
     with pytest.raises(ValueError, match="params"):
-        ch07.head_keys({"w0": np.zeros((2, 2))})
+        head_keys({"w0": np.zeros((2, 2))})
     with pytest.raises(ValueError, match="head"):
         ct.anil_meta_gradient(mlp, *(a[:1] for a in sample_sinusoid_tasks(1, 5, rng=0)[:4]), head=("nope",))
 
@@ -153,16 +154,16 @@ def test_reptile_with_more_steps_is_not_joint_training(mlp, tasks):
 
 
 def test_reptile_epsilon_schedule():
-    assert ch07.reptile_epsilon(0, 100) == 1.0
-    assert ch07.reptile_epsilon(50, 100) == pytest.approx(0.5)
-    assert ch07.reptile_epsilon(100, 100, epsilon_start=0.5, epsilon_end=0.1) == pytest.approx(0.1)
-    vals = [ch07.reptile_epsilon(i, 10, epsilon_start=0.8) for i in range(11)]
+    assert reptile_epsilon(0, 100) == 1.0
+    assert reptile_epsilon(50, 100) == pytest.approx(0.5)
+    assert reptile_epsilon(100, 100, epsilon_start=0.5, epsilon_end=0.1) == pytest.approx(0.1)
+    vals = [reptile_epsilon(i, 10, epsilon_start=0.8) for i in range(11)]
     assert np.allclose(np.diff(vals), -0.08)
     for bad in [dict(iteration=11, n_iterations=10), dict(iteration=0, n_iterations=0),
                 dict(iteration=0, n_iterations=10, epsilon_start=1.5),
                 dict(iteration=0, n_iterations=10, epsilon_start=0.5, epsilon_end=0.6)]:
         with pytest.raises(ValueError, match="iteration|n_iterations|epsilon"):
-            ch07.reptile_epsilon(**bad)
+            reptile_epsilon(**bad)
 
 
 def test_reptile_update_validates_epsilon(mlp, tasks):
@@ -241,57 +242,70 @@ def test_parity_on_the_conv_net(conv):
 # --------------------------------------------------------------------------- training loop
 @pytest.mark.parametrize("fw", [ct, cf], ids=["torch", "tensorflow"])
 @pytest.mark.parametrize("method", ["maml", "reptile"])
-def test_train_meta_method_learns(fw, method, mlp):
+def test_meta_train_learns(fw, method, mlp):
     test = sample_sinusoid_tasks(50, 10, 10, rng=99)[:4]
 
     def query_mse_after_one_step(p):  # first-order evaluation is fine for a number
         return ct.maml_meta_gradient(p, *test, inner_lr=0.01, first_order=True)[0]
 
-    sample = lambda i: sample_sinusoid_tasks(10, 10, 10, rng=1000 + i)[:4]  # noqa: E731
-    params, hist = fw.train_meta_method(method, mlp, sample, n_iterations=40, outer_lr=3e-3,
-                                        eval_fn=query_mse_after_one_step, eval_every=20, progress=False,
-                                        reptile_batch_size=10)
-    assert hist["eval_iterations"] == [0, 20, 40]
-    assert hist["eval"][-1] < 0.9 * hist["eval"][0]
-    assert len(hist["loss"]) == 40 and hist["seconds_per_iteration"] > 0
-    assert np.isfinite(hist["peak_memory_mb"]) and hist["peak_memory_mb"] >= 0
+    sample = lambda rng: sample_sinusoid_tasks(10, 10, 10, rng=rng)[:4]  # noqa: E731
+    options = {"reptile_batch_size": 10} if method == "reptile" else {}
+    params, hist = fw.meta_train(method, mlp, sample, n_iterations=40, outer_lr=3e-3, rng=1000,
+                                 eval_fn=query_mse_after_one_step, eval_every=20, progress=False, **options)
+    assert isinstance(hist, MetaHistory) and (hist.method, hist.framework) == (method, fw.FRAMEWORK)
+    assert hist.eval_iterations == [0, 20, 40]
+    assert hist.eval[-1] < 0.9 * hist.eval[0]
+    assert len(hist.loss) == 40 and hist.seconds_per_iteration > 0 and hist.n_iterations == 40
+    assert np.isfinite(hist.peak_memory_mb) and hist.peak_memory_mb >= 0
     assert set(params) == set(mlp) and all(v.dtype == np.float32 for v in params.values())
 
 
-def test_train_meta_method_validates(mlp):
-    sample = lambda i: sample_sinusoid_tasks(2, 5, rng=i)[:4]  # noqa: E731
+def test_meta_train_validates(mlp):
+    sample = lambda rng: sample_sinusoid_tasks(2, 5, rng=rng)[:4]  # noqa: E731
     with pytest.raises(ValueError, match="n_iterations"):
-        ct.train_meta_method("maml", mlp, sample, n_iterations=0)
+        ct.meta_train("maml", mlp, sample, n_iterations=0)
     with pytest.raises(ValueError, match="epsilon_start"):
-        cf.train_meta_method("reptile", mlp, sample, n_iterations=5, epsilon_start=2.0)
+        cf.meta_train("reptile", mlp, sample, n_iterations=5, epsilon_start=2.0)
     with pytest.raises(ValueError, match="num_threads"):
-        ct.train_meta_method("maml", mlp, sample, n_iterations=5, num_threads=0)
+        ct.meta_train("maml", mlp, sample, n_iterations=5, num_threads=0)
+    with pytest.raises(ValueError, match="options"):
+        ct.meta_train("maml", mlp, sample, n_iterations=5, reptile_steps=3)
 
 
-def test_train_restores_torch_threads(mlp):
+def test_meta_train_restores_torch_threads(mlp):
     before = torch.get_num_threads()
-    ct.train_meta_method("fomaml", mlp, lambda i: sample_sinusoid_tasks(2, 5, rng=i)[:4], n_iterations=2,
-                         progress=False, num_threads=1)
+    ct.meta_train("fomaml", mlp, lambda rng: sample_sinusoid_tasks(2, 5, rng=rng)[:4], n_iterations=2,
+                  progress=False, num_threads=1)
     assert torch.get_num_threads() == before
 
 
-def test_same_names_in_both_frameworks():
-    from course_utils.tensorflow import first_order as tf_fo
-    from course_utils.torch import first_order as torch_fo
+@pytest.mark.parametrize("fw", [ct, cf], ids=["torch", "tensorflow"])
+def test_a_new_method_plugs_into_meta_train(fw, mlp):
+    """A later chapter registers its own method; meta_train then runs it like the built-in ones."""
+    def make_step(*, inner_lr, steps, first_order, forward, loss_fn, scale=1.0):
+        def step(params, xs, ys, xq, yq):  # descend a constant "gradient": θ moves by Adam's lr per step
+            return 0.0, {k: scale * (v * 0 + 1) for k, v in params.items()}
+        return step
 
-    assert torch_fo.__all__ == tf_fo.__all__
-    assert set(torch_fo.__all__) <= set(ct.__all__) and set(tf_fo.__all__) <= set(cf.__all__)
+    fw.register_meta_method("constant_push", make_step)
+    try:
+        params, hist = fw.meta_train("constant_push", mlp, lambda rng: sample_sinusoid_tasks(2, 5, rng=rng)[:4],
+                                     n_iterations=3, outer_lr=0.1, progress=False, scale=2.0)
+        assert hist.method == "constant_push" and len(hist.loss) == 3
+        assert np.allclose(params["b0"], mlp["b0"] - 0.3, atol=1e-5)  # Adam's steps on a constant gradient
+    finally:
+        fw.METHODS._methods.pop("constant_push")
 
 
 # --------------------------------------------------------------------------- helpers and checkers
 def test_peak_memory_sees_an_allocation():
-    with ch07.PeakMemory(interval=0.001) as mem:
+    with PeakMemory(interval=0.001) as mem:
         a = np.ones(20_000_000)  # 160 MB
         a[::4096] += 1
         del a
     assert mem.peak_mb > 100
     with pytest.raises(ValueError, match="interval"):
-        ch07.PeakMemory(interval=0)
+        PeakMemory(interval=0)
 
 
 def test_mean_median():

@@ -2,16 +2,22 @@
 
 Submodules: ``core`` (parameters, MLP, losses, the MAML inner loop), ``autodiff`` (chapter 2),
 ``objectives`` (chapters 3 and 5), ``distill`` (chapter 4), ``meta`` and ``convnet`` (MAML,
-chapter 6), ``first_order`` (FOMAML, Reptile, ANIL, chapter 7). Each submodule's ``__all__`` is
-re-exported here; ``tests/test_nets_core.py`` checks that both halves export the same names.
+chapter 6), ``first_order`` (FOMAML, Reptile, ANIL, chapter 7), ``training`` (the one
+``meta_train`` for every method). Each submodule's ``__all__`` is
+re-exported here; a test checks that both halves export the same names with the same signatures.
 """
-from course_utils.tensorflow.core import *  # noqa: F401,F403
-from course_utils.tensorflow.autodiff import *  # noqa: F401,F403
-from course_utils.tensorflow.objectives import *  # noqa: F401,F403
-from course_utils.tensorflow.distill import *  # noqa: F401,F403
-from course_utils.tensorflow.meta import *  # noqa: F401,F403
-from course_utils.tensorflow.convnet import *  # noqa: F401,F403
-from course_utils.tensorflow.first_order import *  # noqa: F401,F403
+from course_utils.env import configure_tensorflow_env
+
+configure_tensorflow_env()  # before TensorFlow is imported
+
+from course_utils.tensorflow.core import *  # noqa: E402,F401,F403
+from course_utils.tensorflow.autodiff import *  # noqa: E402,F401,F403
+from course_utils.tensorflow.objectives import *  # noqa: E402,F401,F403
+from course_utils.tensorflow.distill import *  # noqa: E402,F401,F403
+from course_utils.tensorflow.meta import *  # noqa: E402,F401,F403
+from course_utils.tensorflow.convnet import *  # noqa: E402,F401,F403
+from course_utils.tensorflow.first_order import *  # noqa: E402,F401,F403
+from course_utils.tensorflow.training import *  # noqa: E402,F401,F403
 
 from course_utils.tensorflow import core as _core  # noqa: E402
 from course_utils.tensorflow import autodiff as _autodiff  # noqa: E402
@@ -20,5 +26,6 @@ from course_utils.tensorflow import distill as _distill  # noqa: E402
 from course_utils.tensorflow import meta as _meta  # noqa: E402
 from course_utils.tensorflow import convnet as _convnet  # noqa: E402
 from course_utils.tensorflow import first_order as _first_order  # noqa: E402
+from course_utils.tensorflow import training as _training  # noqa: E402
 
-__all__ = [n for _m in (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order) for n in _m.__all__]
+__all__ = [n for _m in (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training) for n in _m.__all__]

@@ -27,9 +27,11 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils.nets import convnet_head_names, init_convnet  # noqa: E402,F401  (framework-free)
+from course_utils.nets import init_convnet  # noqa: E402,F401  (framework-free)
+from course_utils.tensorflow.core import to_tensor  # noqa: E402
+from course_utils.validation import check_choice  # noqa: E402
 
-__all__ = ["init_convnet", "convnet_forward", "convnet_head_names", "BN_EPS"]
+__all__ = ["init_convnet", "convnet_forward", "BN_EPS"]
 
 BN_EPS = 1e-5
 _PAD = [[0, 0], [1, 1], [1, 1], [0, 0]]  # explicit padding 1, as PyTorch's padding=1 ("SAME" differs on even sizes)
@@ -41,8 +43,10 @@ def convnet_forward(params: dict, x: tf.Tensor) -> tf.Tensor:
     TensorFlow works in NHWC, the course's image layout; the (out, in, 3, 3) filters are
     transposed to HWIO here. Explicit padding of one pixel reproduces PyTorch's ``padding=1``
     (TensorFlow's ``"SAME"`` pads 28 → 14 asymmetrically and would give different numbers).
+    NumPy images are converted with :func:`course_utils.tensorflow.to_tensor` (uint8 → [0, 1]).
     """
-    x = tf.convert_to_tensor(x)
+    x = to_tensor(x)
+    check_choice(x.shape.rank, "x.ndim (images (n, H, W) or (n, H, W, C))", (3, 4))
     h = x[..., None] if x.shape.rank == 3 else x
     i = 0
     while f"conv{i}_w" in params:

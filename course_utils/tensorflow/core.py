@@ -1,12 +1,14 @@
-"""TensorFlow core helpers: functional MLP parameters, losses, and the MAML inner loop.
+"""TensorFlow core helpers: conversion, functional MLP parameters, losses, the MAML inner loop,
+Adam and (for symmetry) thread pinning.
 
-Mirrors :mod:`course_utils.torch.core` name for name. Parameters are ``dict[str, tf.Variable]``
+Mirrors :mod:`course_utils.torch.core` name for name and signature for signature. Parameters are ``dict[str, tf.Variable]``
 (or tensors) in the layout of :mod:`course_utils.nets`; gradients come from nested
 ``tf.GradientTape`` s. TensorFlow's logging variables are set before TensorFlow is imported.
 """
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import Callable, Iterator
 
 from course_utils.env import configure_tensorflow_env
 
@@ -15,10 +17,12 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils.validation import check_steps  # noqa: E402
+from course_utils.validation import check_float, check_positive_int, check_steps  # noqa: E402
 
 __all__ = [
     "FRAMEWORK",
+    "to_tensor",
+    "as_task_tensors",
     "from_numpy",
     "to_numpy",
     "mlp_forward",
@@ -28,9 +32,44 @@ __all__ = [
     "adapt",
     "maml_objective",
     "maml_meta_gradient",
+    "adam_init",
+    "adam_step",
+    "num_threads",
 ]
 
 FRAMEWORK = "tensorflow"
+
+
+def to_tensor(a, dtype: str | None = None) -> tf.Tensor:
+    """The one NumPy → tensor converter of the TensorFlow half (mirrors the PyTorch one).
+
+    Without ``dtype``: float arrays → float32, integer labels → int64, ``uint8`` images (ink =
+    255) → float32 in [0, 1]; tensors and variables pass through unchanged. With ``dtype``
+    (``"float32"`` or ``"int64"``) the result is cast to it (tensors too).
+    """
+    if isinstance(a, (tf.Tensor, tf.Variable)):
+        return a if dtype is None or a.dtype == getattr(tf, dtype) else tf.cast(a, getattr(tf, dtype))
+    a = np.asarray(a)
+    if dtype is not None:
+        return tf.constant(np.asarray(a, dtype=dtype))
+    if a.dtype == np.uint8:
+        return tf.constant(a.astype(np.float32) / 255.0)
+    if np.issubdtype(a.dtype, np.floating) or a.dtype == np.bool_:
+        return tf.constant(np.asarray(a, dtype=np.float32))
+    if np.issubdtype(a.dtype, np.integer):
+        return tf.constant(a.astype(np.int64))
+    raise ValueError(f"arrays must be float, integer or uint8 images, got dtype {a.dtype}")
+
+
+def as_task_tensors(*arrays) -> tuple[tf.Tensor, ...]:
+    """Task arrays → tensors with :func:`to_tensor` (float32; int64 labels; uint8 images in [0, 1]).
+
+    Also accepts a single object with ``x_support, y_support, x_query, y_query`` attributes.
+    """
+    if len(arrays) == 1 and hasattr(arrays[0], "x_support"):
+        t = arrays[0]
+        arrays = (t.x_support, t.y_support, t.x_query, t.y_query)
+    return tuple(to_tensor(a) for a in arrays)
 
 
 def from_numpy(params: dict[str, np.ndarray], *, requires_grad: bool = True) -> dict:
@@ -125,3 +164,45 @@ def maml_meta_gradient(params: dict[str, np.ndarray], x_support, y_support, x_qu
                               forward=forward, loss_fn=loss_fn)
     grads = outer.gradient(loss, list(theta.values()))
     return float(loss), {k: g.numpy() for k, g in zip(theta, grads)}
+
+
+# --------------------------------------------------------------------------- Adam
+def adam_init(params: dict) -> dict:
+    """Adam's state for a parameter dict: the step count and zero moments, as ``tf.Variable`` s
+    (create it outside ``tf.function``; :func:`adam_step` may then run inside one)."""
+    return {"t": tf.Variable(0.0, trainable=False),
+            "m": {k: tf.Variable(tf.zeros_like(v), trainable=False) for k, v in params.items()},
+            "v": {k: tf.Variable(tf.zeros_like(v), trainable=False) for k, v in params.items()}}
+
+
+def adam_step(params: dict, grads: dict, state: dict, *, lr: float = 1e-3, beta1: float = 0.9,
+              beta2: float = 0.999, eps: float = 1e-8) -> dict:
+    """One Adam update of the ``tf.Variable`` s in ``params``, in place; returns ``state``.
+
+    The same formula as :func:`course_utils.torch.adam_step` (``torch.optim.Adam``'s arithmetic),
+    so both frameworks take the same steps from the same gradients; runs eagerly or inside a
+    ``tf.function``. Only the keys of ``grads`` are updated.
+    """
+    check_float(lr, "lr", 0.0, low_open=True)
+    check_float(beta1, "beta1", 0.0, 1.0, high_open=True)
+    check_float(beta2, "beta2", 0.0, 1.0, high_open=True)
+    check_float(eps, "eps", 0.0)
+    t = state["t"].assign_add(1.0)
+    step_size = lr / (1.0 - tf.pow(beta1, t))
+    bc2_sqrt = tf.sqrt(1.0 - tf.pow(beta2, t))
+    for k, g in grads.items():
+        m = state["m"][k].assign_add((1.0 - beta1) * (g - state["m"][k]))
+        v = state["v"][k].assign(beta2 * state["v"][k] + (1.0 - beta2) * g * g)
+        params[k].assign_sub(step_size * m / (tf.sqrt(v) / bc2_sqrt + eps))
+    return state
+
+
+# --------------------------------------------------------------------------- threads
+@contextlib.contextmanager
+def num_threads(n: int | None = 1) -> Iterator[None]:
+    """Accepted for symmetry with :func:`course_utils.torch.num_threads` and validated, but a
+    no-op: TensorFlow fixes its thread pools when it starts (``tf.config.threading``), and its
+    pools cope with shared cores."""
+    if n is not None:
+        check_positive_int(n, "num_threads")
+    yield

@@ -1,4 +1,4 @@
-"""MAML vectorised over the tasks of a meta-batch, in TensorFlow (chapter 6; reused by chapter 7).
+"""MAML vectorised over the tasks of a meta-batch, fine-tuning curves and meta-testing, in TensorFlow.
 
 Mirrors :mod:`course_utils.torch.meta` name for name (see its docstring for the shared
 conventions on ``params``, task batches, ``forward``, ``loss_fn`` and ``sample_batch``).
@@ -10,12 +10,11 @@ exactly the stack of per-task gradients, from one inner ``tf.GradientTape``. The
 all tasks at once with batched ``tf.matmul`` (:func:`tasks_forward`); other models (the conv
 net) fall back to an unrolled loop over tasks inside the graph. An outer tape differentiates
 through the whole inner loop (second order) unless ``first_order=True`` stops the inner
-gradients. ``tf.function`` compiles the meta-gradient and the training step into one graph.
+gradients. ``tf.function`` compiles the meta-gradient (and, in ``meta_train``, the whole training step).
 """
 from __future__ import annotations
 
-import time
-from typing import Callable, NamedTuple
+from typing import Callable
 
 from course_utils.env import configure_tensorflow_env
 
@@ -24,50 +23,21 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils.validation import (check_lr, check_maml_args, check_positive_int, meta_test_summary,  # noqa: E402
-                                  progress_range)
 from course_utils.seed import check_rng  # noqa: E402
-from course_utils.tensorflow.core import from_numpy, mlp_forward, mse_loss, to_numpy  # noqa: E402
+from course_utils.training import FinetuneCurve, meta_test_summary  # noqa: E402
+from course_utils.validation import check_bool, check_maml_args, check_positive_int  # noqa: E402
+from course_utils.tensorflow.core import as_task_tensors, from_numpy, mlp_forward, mse_loss, to_tensor  # noqa: E402
+from course_utils.tensorflow.core import num_threads as pin_threads  # noqa: E402
 
 __all__ = [
-    "as_task_tensors",
     "adapt_tasks",
     "tasks_forward",
     "maml_task_losses",
     "make_meta_gradient_fn",
     "maml_meta_gradient_batched",
-    "MAMLTrainer",
-    "meta_train",
-    "pretrain_baseline",
-    "FinetuneCurve",
     "finetune_curve",
     "meta_test",
 ]
-
-
-# --------------------------------------------------------------------------- inputs
-def _tensor(a) -> tf.Tensor:
-    if isinstance(a, (tf.Tensor, tf.Variable)):
-        return a
-    a = np.asarray(a)
-    if a.dtype == np.uint8:
-        return tf.constant(a.astype(np.float32) / 255.0)
-    if np.issubdtype(a.dtype, np.floating):
-        return tf.constant(np.asarray(a, dtype=np.float32))
-    if np.issubdtype(a.dtype, np.integer):
-        return tf.constant(a.astype(np.int64))
-    raise ValueError(f"task arrays must be float, integer or uint8 images, got dtype {a.dtype}")
-
-
-def as_task_tensors(*arrays) -> tuple[tf.Tensor, ...]:
-    """NumPy task arrays → tensors: float → float32, integer labels → int64, uint8 images → [0, 1].
-
-    Also accepts a single object with ``x_support, y_support, x_query, y_query`` attributes.
-    """
-    if len(arrays) == 1 and hasattr(arrays[0], "x_support"):
-        t = arrays[0]
-        arrays = (t.x_support, t.y_support, t.x_query, t.y_query)
-    return tuple(_tensor(a) for a in arrays)
 
 
 def _n_tasks(x) -> int:
@@ -92,7 +62,7 @@ def _mlp_forward_tasks(params_batched: dict, x: tf.Tensor) -> tf.Tensor:
 def tasks_forward(params_batched: dict, x, *, forward: Callable = mlp_forward) -> tf.Tensor:
     """Evaluate per-task parameters on per-task inputs: ``{name: (tasks, ...)}``, x (tasks, n, ...)
     → (tasks, n, out). Batched matmuls for the course's MLP; an unrolled loop over tasks otherwise."""
-    x = _tensor(x)
+    x = to_tensor(x)
     if forward is mlp_forward:
         return _mlp_forward_tasks(params_batched, x)
     return tf.stack([forward({k: v[t] for k, v in params_batched.items()}, x[t]) for t in range(_n_tasks(x))])
@@ -144,13 +114,14 @@ def maml_task_losses(params: dict, x_support, y_support, x_query, y_query, *, in
 # --------------------------------------------------------------------------- meta-gradient
 def make_meta_gradient_fn(*, inner_lr: float = 0.01, steps: int = 1, first_order: bool = False,
                           forward: Callable = mlp_forward, loss_fn: Callable = mse_loss,
-                          chunk_size: int | None = None, jit: bool = True) -> Callable:
+                          chunk_size: int | None = None) -> Callable:
     """Build ``fn(params, x_support, y_support, x_query, y_query) -> (meta_loss, grads)``.
 
     ``grads`` is a dict of gradients of the mean query loss with respect to ``params``
     (variables or tensors), from an outer ``tf.GradientTape`` around :func:`adapt_tasks`.
-    ``jit=True`` wraps the computation in ``tf.function`` (traced once per input shape; keep shapes fixed);
-    ``jit=False`` runs it eagerly. ``chunk_size`` accumulates gradients over chunks of tasks.
+    The computation is a ``tf.function`` (traced once per input shape; keep shapes fixed; run it
+    eagerly with ``tf.config.run_functions_eagerly(True)``). ``chunk_size`` accumulates gradients
+    over chunks of tasks.
     """
     check_maml_args(inner_lr, steps, chunk_size)
 
@@ -163,10 +134,10 @@ def make_meta_gradient_fn(*, inner_lr: float = 0.01, steps: int = 1, first_order
         grads = tape.gradient(loss, [params[k] for k in names])
         return loss, dict(zip(names, grads))
 
-    core = tf.function(_fn) if jit else _fn
+    core = tf.function(_fn)
 
     def fn(params: dict, x_support, y_support, x_query, y_query):
-        params = {k: (v if isinstance(v, (tf.Variable, tf.Tensor)) else _tensor(v)) for k, v in params.items()}
+        params = {k: (v if isinstance(v, (tf.Variable, tf.Tensor)) else to_tensor(v)) for k, v in params.items()}
         xs, ys, xq, yq = as_task_tensors(x_support, y_support, x_query, y_query)
         n = _n_tasks(xs)
         if chunk_size is None or chunk_size >= n:
@@ -186,144 +157,26 @@ def make_meta_gradient_fn(*, inner_lr: float = 0.01, steps: int = 1, first_order
 def maml_meta_gradient_batched(params: dict[str, np.ndarray], x_support, y_support, x_query, y_query, *,
                                inner_lr: float = 0.01, steps: int = 1, first_order: bool = False,
                                forward: Callable = mlp_forward, loss_fn: Callable = mse_loss,
-                               chunk_size: int | None = None, jit: bool = True) -> tuple[float, dict[str, np.ndarray]]:
+                               chunk_size: int | None = None) -> tuple[float, dict[str, np.ndarray]]:
     """NumPy in, NumPy out: the vectorised twin of :func:`course_utils.tensorflow.core.maml_meta_gradient`."""
     fn = make_meta_gradient_fn(inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward,
-                               loss_fn=loss_fn, chunk_size=chunk_size, jit=jit)
+                               loss_fn=loss_fn, chunk_size=chunk_size)
     loss, g = fn(from_numpy(params, requires_grad=False), x_support, y_support, x_query, y_query)
     return float(loss), {k: v.numpy() for k, v in g.items()}
 
 
-# --------------------------------------------------------------------------- training
-class MAMLTrainer:
-    """Meta-train an initialisation with Adam on vectorised MAML meta-gradients.
-
-    Same arguments and methods as :class:`course_utils.torch.MAMLTrainer`. Adam is written out
-    with PyTorch's formula (bias-corrected moments, ε added to √v̂), so both frameworks take the
-    same first steps from the same meta-gradients; the whole update runs in one ``tf.function``.
-    """
-
-    def __init__(self, params: dict[str, np.ndarray], *, inner_lr: float = 0.01, outer_lr: float = 1e-3,
-                 steps: int = 1, first_order: bool = False, forward: Callable = mlp_forward,
-                 loss_fn: Callable = mse_loss, chunk_size: int | None = None):
-        check_lr(outer_lr, "outer_lr")
-        self.params = from_numpy(params)
-        self._adam = _Adam(self.params, outer_lr)
-        self._chunked = chunk_size is not None
-        self._grad_fn = make_meta_gradient_fn(inner_lr=inner_lr, steps=steps, first_order=first_order,
-                                              forward=forward, loss_fn=loss_fn, chunk_size=chunk_size,
-                                              jit=True)
-        grad_eager = make_meta_gradient_fn(inner_lr=inner_lr, steps=steps, first_order=first_order,
-                                           forward=forward, loss_fn=loss_fn, jit=False)
-
-        @tf.function
-        def _step(xs, ys, xq, yq):
-            loss, grads = grad_eager(self.params, xs, ys, xq, yq)
-            self._adam.apply(grads)
-            return loss
-
-        self._step = _step
-
-    def step(self, x_support, y_support, x_query, y_query) -> float:
-        batch = as_task_tensors(x_support, y_support, x_query, y_query)
-        if self._chunked:
-            loss, grads = self._grad_fn(self.params, *batch)
-            self._adam.apply(grads)
-            return float(loss)
-        return float(self._step(*batch))
-
-    def numpy_params(self) -> dict[str, np.ndarray]:
-        return to_numpy(self.params)
-
-
-class _Adam:
-    """Adam (Kingma & Ba 2015) in PyTorch's form, on a dict of ``tf.Variable`` s."""
-
-    def __init__(self, variables: dict, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        self.variables = variables
-        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
-        self.m = {k: tf.Variable(tf.zeros_like(v)) for k, v in variables.items()}
-        self.v = {k: tf.Variable(tf.zeros_like(v)) for k, v in variables.items()}
-        self.t = tf.Variable(0.0)
-
-    def apply(self, grads: dict) -> None:
-        self.t.assign_add(1.0)
-        c1 = 1.0 - tf.pow(self.beta1, self.t)
-        c2 = 1.0 - tf.pow(self.beta2, self.t)
-        for k, var in self.variables.items():
-            g = grads[k]
-            self.m[k].assign(self.beta1 * self.m[k] + (1.0 - self.beta1) * g)
-            self.v[k].assign(self.beta2 * self.v[k] + (1.0 - self.beta2) * tf.square(g))
-            var.assign_sub(self.lr * (self.m[k] / c1) / (tf.sqrt(self.v[k] / c2) + self.eps))
-
-
-def meta_train(params: dict[str, np.ndarray], sample_batch: Callable, *, n_iterations: int = 1000,
-               inner_lr: float = 0.01, outer_lr: float = 1e-3, steps: int = 1, first_order: bool = False,
-               forward: Callable = mlp_forward, loss_fn: Callable = mse_loss, chunk_size: int | None = None,
-               rng: np.random.Generator | int | None = None, progress: bool = True,
-               desc: str = "MAML (tensorflow)", num_threads: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
-    """Meta-train from ``params``; same contract as :func:`course_utils.torch.meta_train`.
-
-    ``num_threads`` is accepted for symmetry with PyTorch and ignored: TensorFlow fixes its thread
-    pools when it starts (``tf.config.threading``), and its pools cope with shared cores.
-    """
-    n_iterations = check_positive_int(n_iterations, "n_iterations")
-    rng = check_rng(rng)
-    trainer = MAMLTrainer(params, inner_lr=inner_lr, outer_lr=outer_lr, steps=steps, first_order=first_order,
-                          forward=forward, loss_fn=loss_fn, chunk_size=chunk_size)
-    losses = []
-    t0 = time.perf_counter()
-    for _ in progress_range(n_iterations, desc, progress):
-        losses.append(trainer.step(*sample_batch(rng)))
-    seconds = time.perf_counter() - t0
-    return trainer.numpy_params(), {"meta_loss": losses, "seconds": seconds,
-                                    "iterations_per_second": n_iterations / seconds}
-
-
-def pretrain_baseline(params: dict[str, np.ndarray], sample_batch: Callable, *, n_iterations: int = 1000,
-                      lr: float = 1e-3, forward: Callable = mlp_forward, loss_fn: Callable = mse_loss,
-                      rng: np.random.Generator | int | None = None, progress: bool = True,
-                      desc: str = "pretrain (tensorflow)", num_threads: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
-    """The pooled "pretrained on all tasks" baseline; same contract as
-    :func:`course_utils.torch.pretrain_baseline` (Adam in PyTorch's form)."""
-    n_iterations = check_positive_int(n_iterations, "n_iterations")
-    rng = check_rng(rng)
-    theta = from_numpy(params)
-    adam = _Adam(theta, lr)
-
-    @tf.function
-    def _step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(forward(theta, x), y)
-        g = tape.gradient(loss, list(theta.values()))
-        adam.apply(dict(zip(theta, g)))
-        return loss
-
-    losses = []
-    t0 = time.perf_counter()
-    for _ in progress_range(n_iterations, desc, progress):
-        xs, ys, xq, yq = as_task_tensors(*sample_batch(rng))
-        flat = lambda a: tf.reshape(a, (-1, *a.shape[2:]))  # noqa: E731
-        losses.append(float(_step(tf.concat([flat(xs), flat(xq)], 0), tf.concat([flat(ys), flat(yq)], 0))))
-    return to_numpy(theta), {"loss": losses, "seconds": time.perf_counter() - t0}
-
-
 # --------------------------------------------------------------------------- evaluation
-class FinetuneCurve(NamedTuple):
-    """Result of :func:`finetune_curve` (see :class:`course_utils.torch.FinetuneCurve`)."""
-
-    loss: np.ndarray
-    accuracy: np.ndarray | None
-    guarded: np.ndarray
-
-
 def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.01, guard: bool = True,
                    forward: Callable = mlp_forward, loss_fn: Callable = mse_loss, accuracy: bool = False,
-                   chunk_size: int | None = None, num_threads: int | None = None) -> FinetuneCurve:
+                   chunk_size: int | None = None, num_threads: int | None = 1) -> FinetuneCurve:
     """Plain-SGD fine-tuning curves with the same divergence guard as
     :func:`course_utils.torch.finetune_curve` (a step that would lift a task's support loss above
     its value before fine-tuning is rejected and that task's step size halved). Vectorised over tasks with tiled weights."""
     check_maml_args(inner_lr, steps, chunk_size)
+    check_bool(guard, "guard")
+    check_bool(accuracy, "accuracy")
+    with pin_threads(num_threads):  # validates num_threads (a no-op in TensorFlow)
+        pass
     xs, ys, xq, yq = as_task_tensors(tasks) if hasattr(tasks, "x_support") else as_task_tensors(*tasks)
     theta = {k: tf.convert_to_tensor(v.numpy() if hasattr(v, "numpy") else np.asarray(v, np.float32))
              for k, v in params.items()}
@@ -385,7 +238,7 @@ def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.
 def meta_test(params: dict, sample_batch: Callable, *, n_batches: int = 10, inner_lr: float = 0.4,
               steps: int = 1, forward: Callable = mlp_forward, loss_fn: Callable = mse_loss,
               accuracy: bool = True, chunk_size: int | None = None,
-              rng: np.random.Generator | int | None = None, num_threads: int | None = None) -> dict:
+              rng: np.random.Generator | int | None = None, num_threads: int | None = 1) -> dict:
     """Adapt to fresh meta-batches and report query metrics; same contract as
     :func:`course_utils.torch.meta_test`."""
     check_positive_int(n_batches, "n_batches")
@@ -393,7 +246,8 @@ def meta_test(params: dict, sample_batch: Callable, *, n_batches: int = 10, inne
     loss, acc = [], []
     for _ in range(n_batches):
         curve = finetune_curve(params, tuple(sample_batch(rng))[:4], steps=steps, inner_lr=inner_lr, guard=False,
-                               forward=forward, loss_fn=loss_fn, accuracy=accuracy, chunk_size=chunk_size)
+                               forward=forward, loss_fn=loss_fn, accuracy=accuracy, chunk_size=chunk_size,
+                               num_threads=num_threads)
         loss.append(curve.loss[-1])
         if accuracy:
             acc.append(curve.accuracy[-1])

@@ -2,9 +2,10 @@
 
 Mirrors :mod:`course_utils.torch.objectives` name for name, with the same conventions: NumPy
 weights at rest; M models fine-tuned at once on a leading model axis (weights (M, in, out),
-biases (M, 1, out)); objective mean_i (f(x_i) − y_i)² + λ·penalty; the same hand-written
-optimisers, so both frameworks produce the same numbers to float32 tolerance. Gradients come from
-``tf.GradientTape``; the fine-tuning step is a ``tf.function``.
+biases (M, 1, out)); objective mean_i (f(x_i) − y_i)² + λ·penalty; the same optimisers (Adam is
+the course's one Adam, :func:`course_utils.tensorflow.adam_step`), so both frameworks produce the
+same numbers to float32 tolerance. Gradients come from ``tf.GradientTape``; the fine-tuning step
+is a ``tf.function``.
 """
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils.validation import (check_choice, check_lam_per_model, check_positive_int, check_sweep_args,  # noqa: E402
-                                  check_trainable, grid_and_prior, sweep_result)
 from course_utils.nets import init_mlp, layer_sizes  # noqa: E402
 from course_utils.seed import check_rng  # noqa: E402
+from course_utils.sweeps import check_sweep_args, grid_and_prior, sweep_result  # noqa: E402
 from course_utils.tasks import sample_sinusoid_tasks  # noqa: E402
-from course_utils.tensorflow.core import mlp_forward, to_numpy  # noqa: E402
+from course_utils.tensorflow.core import (adam_init, adam_step, from_numpy, mlp_forward,  # noqa: E402
+                                          to_numpy, to_tensor)
+from course_utils.validation import (check_bool, check_choice, check_float, check_int,  # noqa: E402
+                                     check_lam_per_model, check_lr, check_nonnegative, check_positive_int,
+                                     check_same_keys, check_trainable)
 
 __all__ = [
     # --- chapters 3 and 5: pretrained model, regularised fine-tuning, function-space priors
@@ -42,28 +46,11 @@ __all__ = [
 
 # =====================================================================================
 # Chapters 3 and 5: regularised fine-tuning (weight decay, L2-SP), function-space prior,
-# iMAML's proximal term. (Chapter 4's distillation / KL helpers go in their own section.)
+# iMAML's proximal term. (Chapter 4's distillation / KL helpers live in distill.py.)
 # =====================================================================================
 
 PENALTIES = ("l2", "l2sp", "proximal", "function")
 _OPTIMIZERS = ("momentum", "gd", "adam")
-
-
-def _adam_init(params):
-    return {"m": {k: tf.zeros_like(v) for k, v in params.items()},
-            "v": {k: tf.zeros_like(v) for k, v in params.items()}}
-
-
-def _adam_step(params, grads, state, t, lr, b1=0.9, b2=0.999, eps=1e-8):
-    new = {}
-    for k in params:
-        g = grads[k]
-        state["m"][k] = b1 * state["m"][k] + (1 - b1) * g
-        state["v"][k] = b2 * state["v"][k] + (1 - b2) * g * g
-        m_hat = state["m"][k] / (1 - b1 ** t)
-        v_hat = state["v"][k] / (1 - b2 ** t)
-        new[k] = params[k] - lr * m_hat / (tf.sqrt(v_hat) + eps)
-    return new
 
 
 def pretrain_sinusoid_mlp(*, sizes: tuple[int, ...] = (1, 40, 40, 1), steps: int = 1500,
@@ -73,38 +60,31 @@ def pretrain_sinusoid_mlp(*, sizes: tuple[int, ...] = (1, 40, 40, 1), steps: int
     """Pretrain one MLP on many sinusoid source tasks by plain joint regression.
 
     Mirrors :func:`course_utils.torch.pretrain_sinusoid_mlp`: same initial weights, same data,
-    same Adam updates. Returns ``(params, history)`` (NumPy weights θ₀, loss per step).
+    same Adam updates (``steps``, ``n_tasks``, ``k_shot`` >= 1; ``lr`` finite and > 0).
+    Returns ``(params, history)`` (NumPy weights θ₀, loss per step).
     """
     steps = check_positive_int(steps, "steps")
     n_tasks = check_positive_int(n_tasks, "n_tasks")
     k_shot = check_positive_int(k_shot, "k_shot")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    lr = check_lr(lr, "lr")
     rng = check_rng(rng)
     theta0 = init_mlp(sizes, rng=rng)
     data = sample_sinusoid_tasks(steps * n_tasks, k_shot, 1, rng=rng)
-    xs = tf.constant(data.x_support.reshape(steps, n_tasks * k_shot, 1))
-    ys = tf.constant(data.y_support.reshape(steps, n_tasks * k_shot, 1))
-    params = {k: tf.constant(v) for k, v in theta0.items()}
-    names = list(params)
-    state = {"m": {k: tf.Variable(tf.zeros_like(v)) for k, v in params.items()},
-             "v": {k: tf.Variable(tf.zeros_like(v)) for k, v in params.items()}}
-    var = {k: tf.Variable(v) for k, v in params.items()}
+    xs = to_tensor(data.x_support.reshape(steps, n_tasks * k_shot, 1))
+    ys = to_tensor(data.y_support.reshape(steps, n_tasks * k_shot, 1))
+    var = from_numpy(theta0)
+    names = list(var)
+    state = adam_init(var)  # tf.Variables, created outside the tf.function
 
     @tf.function
-    def step(x, y, t):
+    def step(x, y):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(mlp_forward(var, x) - y))
         grads = tape.gradient(loss, [var[k] for k in names])
-        for k, g in zip(names, grads):
-            state["m"][k].assign(0.9 * state["m"][k] + 0.1 * g)
-            state["v"][k].assign(0.999 * state["v"][k] + 0.001 * g * g)
-            m_hat = state["m"][k] / (1 - tf.pow(0.9, t))
-            v_hat = state["v"][k] / (1 - tf.pow(0.999, t))
-            var[k].assign_sub(lr * m_hat / (tf.sqrt(v_hat) + 1e-8))
+        adam_step(var, dict(zip(names, grads)), state, lr=lr)
         return loss
 
-    history = [float(step(xs[t], ys[t], tf.constant(t + 1, tf.float32))) for t in range(steps)]
+    history = [float(step(xs[t], ys[t])) for t in range(steps)]
     return to_numpy(var), history
 
 
@@ -121,7 +101,7 @@ def stack_params(params: dict[str, np.ndarray], m: int) -> dict[str, tf.Tensor]:
         v = np.asarray(v, dtype=np.float32)
         if k.startswith("b"):
             v = v.reshape(1, -1)
-        out[k] = tf.constant(np.ascontiguousarray(np.broadcast_to(v[None], (m,) + v.shape)))
+        out[k] = to_tensor(np.broadcast_to(v[None], (m,) + v.shape))
     return out
 
 
@@ -136,7 +116,11 @@ def l2_penalty(params: dict) -> tf.Tensor:
 
 
 def l2sp_penalty(params: dict, anchor: dict) -> tf.Tensor:
-    """L2-SP (Li, Grandvalet & Davoine 2018) R(θ) = ‖θ − θ₀‖², per model: → (m,)."""
+    """L2-SP (Li, Grandvalet & Davoine 2018) R(θ) = ‖θ − θ₀‖², per model: → (m,).
+
+    ``anchor`` must have the keys and shapes of ``params``.
+    """
+    check_same_keys(params, anchor)
     return _sq_norm([params[k] - anchor[k] for k in params])
 
 
@@ -145,44 +129,79 @@ def proximal_penalty(params: dict, anchor: dict) -> tf.Tensor:
     return 0.5 * l2sp_penalty(params, anchor)
 
 
-def function_space_penalty(params: dict, x_grid: tf.Tensor, f_prior: tf.Tensor) -> tf.Tensor:
-    """D(f_φ, f*) = mean over a grid of (f_φ(x_g) − f*(x_g))², per model: → (m,).
+def _check_grid(x_grid, f_prior) -> None:
+    """The function-space prior's grid and values: both (G, 1)."""
+    if x_grid is None or f_prior is None:
+        raise ValueError("x_grid and f_prior (both (G, 1)) are needed for the function-space penalty, "
+                         f"got {type(x_grid).__name__} and {type(f_prior).__name__}")
+    if tuple(x_grid.shape) != tuple(f_prior.shape) or len(x_grid.shape) != 2:
+        raise ValueError(f"x_grid and f_prior must both be (G, 1), got {tuple(x_grid.shape)} "
+                         f"and {tuple(f_prior.shape)}")
 
-    ``x_grid`` and ``f_prior`` are (G, 1), shared by all models.
-    """
+
+def _function_space_penalty(params, x_grid, f_prior):
     m = tf.shape(next(iter(params.values())))[0]
     grid = tf.broadcast_to(x_grid[None], tf.concat([[m], tf.shape(x_grid)], axis=0))
     pred = mlp_forward(params, grid)
     return tf.reduce_mean(tf.square(pred - f_prior[None]), axis=[1, 2])
 
 
-def regularised_objective(params, x_support, y_support, lam, *, penalty: str = "l2sp",
-                          anchor=None, x_grid=None, f_prior=None) -> tf.Tensor:
-    """Per-model objective mean_i (f(x_i) − y_i)² + λ·penalty: stacked params, x (m, K, 1) → (m,)."""
-    check_choice(penalty, "penalty", PENALTIES)
+def function_space_penalty(params: dict, x_grid, f_prior) -> tf.Tensor:
+    """D(f_φ, f*) = mean over a grid of (f_φ(x_g) − f*(x_g))², per model: → (m,).
+
+    ``x_grid`` and ``f_prior`` are (G, 1), shared by all models.
+    """
+    _check_grid(x_grid, f_prior)
+    return _function_space_penalty(params, to_tensor(x_grid, "float32"), to_tensor(f_prior, "float32"))
+
+
+def _objective(params, x_support, y_support, lam, penalty, anchor, x_grid, f_prior):
+    """:func:`regularised_objective` without the argument checks (runs inside the tf.function)."""
     data = tf.reduce_mean(tf.square(mlp_forward(params, x_support) - y_support), axis=[1, 2])
     if penalty == "l2":
-        reg = l2_penalty(params)
+        reg = _sq_norm(list(params.values()))
     elif penalty == "l2sp":
-        reg = l2sp_penalty(params, anchor)
+        reg = _sq_norm([params[k] - anchor[k] for k in params])
     elif penalty == "proximal":
-        reg = proximal_penalty(params, anchor)
+        reg = 0.5 * _sq_norm([params[k] - anchor[k] for k in params])
     else:
-        reg = function_space_penalty(params, x_grid, f_prior)
+        reg = _function_space_penalty(params, x_grid, f_prior)
     return data + lam * reg
+
+
+def regularised_objective(params, x_support, y_support, lam, *, penalty: str = "l2sp",
+                          anchor=None, x_grid=None, f_prior=None) -> tf.Tensor:
+    """Per-model objective mean_i (f(x_i) − y_i)² + λ·penalty: stacked params, x (m, K, 1) → (m,).
+
+    Mirrors the PyTorch function (``lam`` >= 0, a number or (m,); ``anchor`` for ``l2sp``/
+    ``proximal``; ``x_grid``/``f_prior`` (G, 1) for ``function``).
+    """
+    check_choice(penalty, "penalty", PENALTIES)
+    if tf.executing_eagerly() or not isinstance(lam, tf.Tensor):  # a symbolic λ has no value to check
+        check_nonnegative(lam, "lam")
+    if penalty in ("l2sp", "proximal"):
+        if anchor is None:
+            raise ValueError(f"anchor (the stacked θ₀) is needed for penalty {penalty!r}, got None")
+        check_same_keys(params, anchor)
+    if penalty == "function":
+        _check_grid(x_grid, f_prior)
+        x_grid, f_prior = to_tensor(x_grid, "float32"), to_tensor(f_prior, "float32")
+    if not isinstance(lam, (int, float, tf.Tensor, tf.Variable)):  # a NumPy array or list: one λ per model
+        lam = to_tensor(lam, "float32")
+    return _objective(params, to_tensor(x_support, "float32"), to_tensor(y_support, "float32"), lam,
+                      penalty, anchor, x_grid, f_prior)
 
 
 def _grid_and_prior(params, x_grid, f_prior):
     x_grid, f_prior = grid_and_prior(params, x_grid, f_prior)
-    return tf.constant(x_grid), tf.constant(f_prior)
+    return to_tensor(x_grid), to_tensor(f_prior)
 
 
 @tf.function(reduce_retracing=True)
 def _objective_and_grads(theta, trainable, x, y, lam, anchor, grid, prior, penalty):
     with tf.GradientTape() as tape:
         tape.watch([theta[k] for k in trainable])
-        obj = regularised_objective(theta, x, y, lam, penalty=penalty, anchor=anchor,
-                                    x_grid=grid, f_prior=prior)
+        obj = _objective(theta, x, y, lam, penalty, anchor, grid, prior)
         scaled = tf.reduce_sum(obj / (1.0 + lam))
     grads = tape.gradient(scaled, [theta[k] for k in trainable])
     return obj, dict(zip(trainable, grads))
@@ -194,44 +213,51 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
              trainable: Sequence[str] | None = None, return_history: bool = False):
     """Fine-tune M copies of ``params`` at once, model m on task m with weight ``lam[m]``.
 
-    Mirrors :func:`course_utils.torch.finetune` (same arguments, same optimiser, same result to
-    float32 tolerance; with Adam, coordinates whose gradient is ~0 make the comparison fragile): ``steps`` full-batch steps on J/(1 + λ) with
+    Mirrors :func:`course_utils.torch.finetune` (same arguments, same checks, same optimiser,
+    same result to float32 tolerance; with Adam, coordinates whose gradient is ~0 make the
+    comparison fragile): ``steps`` full-batch steps on J/(1 + λ) with
     J = mean_i (f_θ(x_i) − y_i)² + λ·penalty(θ). Returns stacked NumPy weights (M, ...), and the
     (steps, M) history of J with ``return_history``.
     """
     check_choice(penalty, "penalty", PENALTIES)
     check_choice(optimizer, "optimizer", _OPTIMIZERS)
-    steps = check_positive_int(steps, "steps", 0)
-    x = np.asarray(x_support, dtype=np.float32)
-    y = np.asarray(y_support, dtype=np.float32)
-    if x.ndim != 3 or x.shape != y.shape:
-        raise ValueError(f"x_support and y_support must both be (M, K, 1), got {x.shape} and {y.shape}")
-    m = x.shape[0]
-    lam_t = tf.constant(check_lam_per_model(lam, m))
-    x, y = tf.constant(x), tf.constant(y)
+    steps = check_int(steps, "steps", 0)
+    lr = check_lr(lr, "lr")
+    momentum = check_float(momentum, "momentum", 0.0, 1.0, high_open=True)
+    return_history = check_bool(return_history, "return_history")
+    x, y = to_tensor(x_support, "float32"), to_tensor(y_support, "float32")
+    if len(x.shape) != 3 or x.shape != y.shape:
+        raise ValueError(f"x_support and y_support must both be (M, K, 1), got {tuple(x.shape)} "
+                         f"and {tuple(y.shape)}")
+    m = int(x.shape[0])
+    lam_t = to_tensor(check_lam_per_model(lam, m))
     trainable = check_trainable(params, trainable)
     theta = stack_params(params, m)
+    if anchor is not None:
+        check_same_keys(params, anchor)
     anchor_t = stack_params(params if anchor is None else anchor, m)
     grid_t, prior_t = (_grid_and_prior(params, x_grid, f_prior) if penalty == "function"
                        else (tf.zeros((1, 1)), tf.zeros((1, 1))))
-    state = _adam_init({k: theta[k] for k in trainable})
+    live = {k: tf.Variable(theta[k], trainable=False) for k in trainable}
+    state = adam_init(live) if optimizer == "adam" else None
+    velocity = {k: tf.zeros_like(theta[k]) for k in trainable}
     history = []
-    for t in range(steps):
-        obj, grads = _objective_and_grads(theta, tuple(trainable), x, y, lam_t, anchor_t, grid_t,
+    for _ in range(steps):
+        current = {**theta, **{k: v.value() for k, v in live.items()}}
+        obj, grads = _objective_and_grads(current, tuple(trainable), x, y, lam_t, anchor_t, grid_t,
                                           prior_t, penalty)
-        live = {k: theta[k] for k in trainable}
         if optimizer == "adam":
-            live = _adam_step(live, grads, state, t + 1, lr)
+            adam_step(live, grads, state, lr=lr)
         elif optimizer == "momentum":
             for k in trainable:
-                state["m"][k] = momentum * state["m"][k] + grads[k]
-            live = {k: live[k] - lr * state["m"][k] for k in trainable}
+                velocity[k] = momentum * velocity[k] + grads[k]
+                live[k].assign_sub(lr * velocity[k])
         else:
-            live = {k: live[k] - lr * grads[k] for k in trainable}
-        theta = {**theta, **live}
+            for k in trainable:
+                live[k].assign_sub(lr * grads[k])
         if return_history:
             history.append(obj.numpy().copy())
-    out = to_numpy(theta)
+    out = to_numpy({**theta, **live})
     if return_history:
         return out, np.array(history, dtype=np.float32).reshape(steps, m)
     return out
@@ -243,15 +269,19 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
                  **penalty_kwargs) -> dict:
     """Test MSE against λ for several penalties and support sizes K, all models in one batch.
 
-    Mirrors :func:`course_utils.torch.lambda_sweep`; returns ``{"lambdas", "k_shots",
-    "test_mse": {penalty: (nK, L)}, "sem": {penalty: (nK, L)}, "per_task": {penalty: (nK, T, L)}}``.
+    Mirrors :func:`course_utils.torch.lambda_sweep` (same arguments and checks); returns
+    ``{"lambdas", "k_shots", "test_mse": {penalty: (nK, L)}, "sem": {penalty: (nK, L)},
+    "per_task": {penalty: (nK, T, L)}}``.
     """
     lambdas, k_shots, x_eval = check_sweep_args(tasks, lambdas, k_shots, penalties, PENALTIES, x_eval)
+    steps = check_int(steps, "steps", 0)
+    lr = check_lr(lr, "lr")
+    check_choice(optimizer, "optimizer", _OPTIMIZERS)
+    progress = check_bool(progress, "progress")
     y_eval = tasks.true_function(x_eval)
     n_t, n_l = tasks.n_tasks, lambdas.size
     per_task = {p: np.zeros((len(k_shots), n_t, n_l), dtype=np.float64) for p in penalties}
-    x_e = tf.constant(np.ascontiguousarray(np.broadcast_to(x_eval.reshape(1, -1, 1),
-                                                           (n_t * n_l, x_eval.size, 1))))
+    x_e = to_tensor(np.broadcast_to(x_eval.reshape(1, -1, 1), (n_t * n_l, x_eval.size, 1)))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -263,7 +293,7 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
         for p in penalties:
             fitted = finetune(params, xs, ys, lam, penalty=p, steps=steps, lr=lr, optimizer=optimizer,
                               **penalty_kwargs)
-            pred = mlp_forward({k_: tf.constant(v) for k_, v in fitted.items()}, x_e).numpy()[..., 0]
+            pred = mlp_forward({k_: to_tensor(v) for k_, v in fitted.items()}, x_e).numpy()[..., 0]
             per_task[p][ik] = np.mean((pred.reshape(n_t, n_l, -1) - y_eval[:, None, :]) ** 2, axis=-1)
             if bar is not None:
                 bar.update()
@@ -276,7 +306,7 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
 def last_layer_features(params: dict[str, np.ndarray], x) -> tf.Tensor:
     """Features of the last layer with a constant 1 appended: x (n, 1) → (n, hidden + 1)."""
     n = len(layer_sizes(params)) - 1
-    h = tf.constant(np.asarray(x, dtype=np.float32))
+    h = to_tensor(x, "float32")
     for i in range(n - 1):
         h = tf.nn.relu(tf.matmul(h, params[f"w{i}"]) + params[f"b{i}"])
     return tf.concat([h, tf.ones_like(h[:, :1])], axis=1)
@@ -291,12 +321,16 @@ def last_layer_closed_form(params: dict[str, np.ndarray], x_support, y_support, 
     lam = float(check_lam_per_model(lam, 1)[0])
     last = len(layer_sizes(params)) - 2
     h = tf.cast(last_layer_features(params, x_support), tf.float64)
+    # float64 on purpose (the solve is done in double precision); to_tensor's float32 would round y
     y = tf.constant(np.asarray(y_support, dtype=np.float64).reshape(-1, 1))
     k, d = h.shape
-    u0 = tf.constant(np.concatenate([params[f"w{last}"], params[f"b{last}"].reshape(1, -1)]).astype(np.float64))
+    if y.shape[0] != k:
+        raise ValueError(f"x_support and y_support must hold the same number of points, got {k} and {y.shape[0]}")
+    u0 = tf.cast(tf.concat([to_tensor(params[f"w{last}"]), tf.reshape(to_tensor(params[f"b{last}"]), (1, -1))],
+                           axis=0), tf.float64)
     if penalty == "function":
         grid, prior = _grid_and_prior(params, x_grid, f_prior)
-        hg = tf.cast(last_layer_features(params, grid.numpy()), tf.float64)
+        hg = tf.cast(last_layer_features(params, grid), tf.float64)
         prior = tf.matmul(hg, u0) if f_prior is None else tf.cast(prior, tf.float64)
         metric = tf.matmul(hg, hg, transpose_a=True) / hg.shape[0]
         target = tf.matmul(hg, prior, transpose_a=True) / hg.shape[0]

@@ -24,9 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_utils.nets import convnet_head_names, init_convnet  # noqa: F401  (framework-free)
+from course_utils.nets import init_convnet  # noqa: F401  (framework-free)
+from course_utils.torch.core import to_tensor
+from course_utils.validation import check_choice
 
-__all__ = ["init_convnet", "convnet_forward", "convnet_head_names", "BN_EPS"]
+__all__ = ["init_convnet", "convnet_forward", "BN_EPS"]
 
 BN_EPS = 1e-5
 
@@ -36,7 +38,10 @@ def convnet_forward(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.T
 
     Images are channel-last like NumPy arrays (the course's image layout); they are moved to
     PyTorch's NCHW inside. Works under ``torch.func.vmap`` (one set of parameters per task).
+    NumPy images are converted with :func:`course_utils.torch.to_tensor` (uint8 → [0, 1]).
     """
+    x = to_tensor(x)
+    check_choice(x.dim(), "x.ndim (images (n, H, W) or (n, H, W, C))", (3, 4))
     h = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
     i = 0
     while f"conv{i}_w" in params:

@@ -1,4 +1,4 @@
-"""MAML vectorised over the tasks of a meta-batch, in PyTorch (chapter 6; reused by chapter 7).
+"""MAML vectorised over the tasks of a meta-batch, fine-tuning curves and meta-testing, in PyTorch.
 
 Mirrors :mod:`course_utils.tensorflow.meta` name for name. The per-task reference
 implementation is :func:`course_utils.torch.core.maml_objective` (a Python loop over tasks with
@@ -17,90 +17,35 @@ Conventions shared by every function:
   accepted; ``uint8`` images (ink = 255) are scaled to float32 in [0, 1].
 * ``forward(params, x)`` maps one task's inputs to outputs; ``loss_fn(pred, y)`` is a *mean*
   over examples (every task of a batch has the same number of examples).
-* ``sample_batch(rng)`` (for training loops) returns ``(x_support, y_support, x_query, y_query)``
+* ``sample_batch(rng)`` (for :func:`meta_test` and ``meta_train``) returns ``(x_support, y_support, x_query, y_query)``
   for one meta-batch, e.g. ``lambda rng: sample_sinusoid_tasks(25, 10, 10, rng=rng)[:4]`` or
   ``lambda rng: sampler.sample_batch(8, rng)[:4]``.
 """
 from __future__ import annotations
 
-import contextlib
-import time
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 from torch.func import grad, grad_and_value, vmap
 
-from course_utils.validation import (check_lr, check_maml_args, check_positive_int, meta_test_summary,
-                                  progress_range)
 from course_utils.seed import check_rng
-from course_utils.torch.core import from_numpy, mlp_forward, mse_loss, to_numpy
+from course_utils.training import FinetuneCurve, meta_test_summary
+from course_utils.validation import check_bool, check_maml_args, check_positive_int
+from course_utils.torch.core import as_task_tensors, from_numpy, mlp_forward, mse_loss, to_tensor
+from course_utils.torch.core import num_threads as pin_threads
 
 __all__ = [
-    "as_task_tensors",
     "adapt_tasks",
     "tasks_forward",
     "maml_task_losses",
     "make_meta_gradient_fn",
     "maml_meta_gradient_batched",
-    "MAMLTrainer",
-    "meta_train",
-    "pretrain_baseline",
-    "FinetuneCurve",
     "finetune_curve",
     "meta_test",
 ]
 
 Params = dict[str, torch.Tensor]
-
-
-# --------------------------------------------------------------------------- threads
-@contextlib.contextmanager
-def _threads(num_threads: int | None):
-    """Run a block with ``torch.set_num_threads(num_threads)`` and restore the setting afterwards.
-
-    The course's meta-learning work is thousands of tiny kernels (40-unit layers, 28×28 images).
-    On the 1-2 shared cores of a laptop, Binder or CI, multi-threaded kernels then wait on each
-    other whenever another process holds a core: measured here under load, one sinusoid
-    meta-gradient took 1.8 ms on one thread and 340 ms on two. ``None`` leaves the setting alone.
-    """
-    if num_threads is None:
-        yield
-        return
-    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
-        raise ValueError(f"num_threads must be None or an integer >= 1, got {num_threads!r}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(num_threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-# --------------------------------------------------------------------------- inputs
-def _tensor(a) -> torch.Tensor:
-    if isinstance(a, torch.Tensor):
-        return a
-    a = np.asarray(a)
-    if a.dtype == np.uint8:
-        return torch.from_numpy(a.astype(np.float32) / 255.0)
-    if np.issubdtype(a.dtype, np.floating):
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-    if np.issubdtype(a.dtype, np.integer):
-        return torch.from_numpy(a.astype(np.int64))
-    raise ValueError(f"task arrays must be float, integer or uint8 images, got dtype {a.dtype}")
-
-
-def as_task_tensors(*arrays) -> tuple[torch.Tensor, ...]:
-    """NumPy task arrays → tensors: float → float32, integer labels → int64, uint8 images → [0, 1].
-
-    Also accepts a single object with ``x_support, y_support, x_query, y_query`` attributes
-    (``SinusoidTasks``, ``Episode``) and returns those four tensors.
-    """
-    if len(arrays) == 1 and hasattr(arrays[0], "x_support"):
-        t = arrays[0]
-        arrays = (t.x_support, t.y_support, t.x_query, t.y_query)
-    return tuple(_tensor(a) for a in arrays)
 
 
 # --------------------------------------------------------------------------- the inner loop
@@ -145,7 +90,7 @@ def adapt_tasks(params: Params, x_support, y_support, *, inner_lr: float = 0.01,
 def tasks_forward(params_batched: Params, x, *, forward: Callable = mlp_forward) -> torch.Tensor:
     """Evaluate per-task parameters on per-task inputs: ``{name: (tasks, ...)}``, x (tasks, n, ...)
     → (tasks, n, out)."""
-    return vmap(forward)(params_batched, _tensor(x))
+    return vmap(forward)(params_batched, to_tensor(x))
 
 
 def _task_loss(params, xs, ys, xq, yq, inner_lr, steps, first_order, forward, loss_fn):
@@ -185,7 +130,7 @@ def make_meta_gradient_fn(*, inner_lr: float = 0.01, steps: int = 1, first_order
     gv = grad_and_value(meta_loss)
 
     def fn(params: Params, x_support, y_support, x_query, y_query):
-        params = {k: (v.detach() if isinstance(v, torch.Tensor) else _tensor(v)) for k, v in params.items()}
+        params = {k: (v.detach() if isinstance(v, torch.Tensor) else to_tensor(v)) for k, v in params.items()}
         xs, ys, xq, yq = as_task_tensors(x_support, y_support, x_query, y_query)
         n = xs.shape[0]
         if chunk_size is None or chunk_size >= n:
@@ -215,109 +160,7 @@ def maml_meta_gradient_batched(params: dict[str, np.ndarray], x_support, y_suppo
     return float(loss), {k: v.detach().numpy() for k, v in g.items()}
 
 
-# --------------------------------------------------------------------------- training
-class MAMLTrainer:
-    """Meta-train an initialisation with Adam on vectorised MAML meta-gradients.
-
-    Args:
-        params: initial weights θ₀ (NumPy dict; copied).
-        inner_lr, steps, first_order, forward, loss_fn, chunk_size: see :func:`make_meta_gradient_fn`.
-        outer_lr: Adam's step size β for the meta-update (> 0).
-
-    ``step(x_support, y_support, x_query, y_query)`` does one meta-update and returns the
-    meta-loss before it; ``numpy_params()`` returns the current θ.
-    """
-
-    def __init__(self, params: dict[str, np.ndarray], *, inner_lr: float = 0.01, outer_lr: float = 1e-3,
-                 steps: int = 1, first_order: bool = False, forward: Callable = mlp_forward,
-                 loss_fn: Callable = mse_loss, chunk_size: int | None = None):
-        check_lr(outer_lr, "outer_lr")
-        self.params = from_numpy(params)
-        self.optimizer = torch.optim.Adam(list(self.params.values()), lr=outer_lr, eps=1e-8)
-        self._grad_fn = make_meta_gradient_fn(inner_lr=inner_lr, steps=steps, first_order=first_order,
-                                              forward=forward, loss_fn=loss_fn, chunk_size=chunk_size)
-
-    def step(self, x_support, y_support, x_query, y_query) -> float:
-        loss, grads = self._grad_fn(self.params, x_support, y_support, x_query, y_query)
-        for k, p in self.params.items():
-            p.grad = grads[k]
-        self.optimizer.step()
-        return float(loss)
-
-    def numpy_params(self) -> dict[str, np.ndarray]:
-        return to_numpy(self.params)
-
-
-def meta_train(params: dict[str, np.ndarray], sample_batch: Callable, *, n_iterations: int = 1000,
-               inner_lr: float = 0.01, outer_lr: float = 1e-3, steps: int = 1, first_order: bool = False,
-               forward: Callable = mlp_forward, loss_fn: Callable = mse_loss, chunk_size: int | None = None,
-               rng: np.random.Generator | int | None = None, progress: bool = True,
-               desc: str = "MAML (torch)", num_threads: int | None = 1) -> tuple[dict[str, np.ndarray], dict]:
-    """Meta-train from ``params`` for ``n_iterations`` meta-batches drawn by ``sample_batch(rng)``.
-
-    ``num_threads``: PyTorch threads during training (restored afterwards; see the module notes:
-    one thread is fastest for these small kernels on shared cores; ``None`` keeps the setting).
-
-    Returns:
-        ``(params, history)``: the meta-learned θ (NumPy) and ``{"meta_loss": list[float]
-        (one per iteration, before its update), "seconds": float, "iterations_per_second": float}``.
-    """
-    n_iterations = check_positive_int(n_iterations, "n_iterations")
-    rng = check_rng(rng)
-    trainer = MAMLTrainer(params, inner_lr=inner_lr, outer_lr=outer_lr, steps=steps, first_order=first_order,
-                          forward=forward, loss_fn=loss_fn, chunk_size=chunk_size)
-    losses = []
-    t0 = time.perf_counter()
-    with _threads(num_threads):
-        for _ in progress_range(n_iterations, desc, progress):
-            losses.append(trainer.step(*sample_batch(rng)))
-    seconds = time.perf_counter() - t0
-    return trainer.numpy_params(), {"meta_loss": losses, "seconds": seconds,
-                                    "iterations_per_second": n_iterations / seconds}
-
-
-def pretrain_baseline(params: dict[str, np.ndarray], sample_batch: Callable, *, n_iterations: int = 1000,
-                      lr: float = 1e-3, forward: Callable = mlp_forward, loss_fn: Callable = mse_loss,
-                      rng: np.random.Generator | int | None = None, progress: bool = True,
-                      desc: str = "pretrain (torch)", num_threads: int | None = 1) -> tuple[dict[str, np.ndarray], dict]:
-    """The "pretrained on all tasks" baseline of Finn et al. (2017): one model trained with Adam
-    on the pooled support and query data of every task in each batch (no inner loop).
-
-    Returns ``(params, {"loss": list[float], "seconds": float})``.
-    """
-    n_iterations = check_positive_int(n_iterations, "n_iterations")
-    rng = check_rng(rng)
-    theta = from_numpy(params)
-    opt = torch.optim.Adam(list(theta.values()), lr=lr, eps=1e-8)
-    losses = []
-    t0 = time.perf_counter()
-    with _threads(num_threads):
-        for _ in progress_range(n_iterations, desc, progress):
-            xs, ys, xq, yq = as_task_tensors(*sample_batch(rng))
-            x = torch.cat([xs.flatten(0, 1), xq.flatten(0, 1)])
-            y = torch.cat([ys.flatten(0, 1), yq.flatten(0, 1)])
-            loss = loss_fn(forward(theta, x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-    return to_numpy(theta), {"loss": losses, "seconds": time.perf_counter() - t0}
-
-
 # --------------------------------------------------------------------------- evaluation
-class FinetuneCurve(NamedTuple):
-    """Result of :func:`finetune_curve`.
-
-    ``loss`` (steps + 1, tasks): query loss after 0, 1, ..., steps adaptation steps;
-    ``accuracy`` (steps + 1, tasks) or None; ``guarded`` (tasks,) bool: the divergence guard
-    rejected at least one step of that task.
-    """
-
-    loss: np.ndarray
-    accuracy: np.ndarray | None
-    guarded: np.ndarray
-
-
 def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.01, guard: bool = True,
                    forward: Callable = mlp_forward, loss_fn: Callable = mse_loss, accuracy: bool = False,
                    chunk_size: int | None = None, num_threads: int | None = 1) -> FinetuneCurve:
@@ -342,8 +185,10 @@ def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.
         num_threads: PyTorch threads during the call (restored afterwards; None keeps the setting).
     """
     check_maml_args(inner_lr, steps, chunk_size)
+    check_bool(guard, "guard")
+    check_bool(accuracy, "accuracy")
     xs, ys, xq, yq = as_task_tensors(tasks) if hasattr(tasks, "x_support") else as_task_tensors(*tasks)
-    theta = {k: (v.detach() if isinstance(v, torch.Tensor) else _tensor(v)) for k, v in params.items()}
+    theta = {k: (v.detach() if isinstance(v, torch.Tensor) else to_tensor(v)) for k, v in params.items()}
     per_loss = lambda p, x, y: loss_fn(forward(p, x), y)  # noqa: E731
     v_loss = vmap(per_loss)
     v_grad = vmap(grad_and_value(per_loss))
@@ -351,7 +196,7 @@ def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.
     n = xs.shape[0]
     size = n if chunk_size is None else chunk_size
     losses, accs, guarded = [], [], []
-    with torch.no_grad(), _threads(num_threads):
+    with torch.no_grad(), pin_threads(num_threads):
         for s in range(0, n, size):
             sl = slice(s, min(s + size, n))
             m = sl.stop - sl.start

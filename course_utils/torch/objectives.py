@@ -12,23 +12,25 @@ Conventions (the same in both frameworks):
   TensorFlow mirror is line for line the same.
 * The objective of one model is ``mean_i (f(x_i) - y_i)² + λ·penalty``, the *mean* over the K
   support points (the article's sum Σ_i L equals K times the mean, so its λ is K times ours).
-* Adam is written out (Kingma & Ba 2015, with PyTorch's ε placement) so both frameworks run
-  exactly the same update.
+* Adam is the course's one Adam (:func:`course_utils.torch.adam_step`, ``torch.optim.Adam``'s
+  arithmetic), the same update as in TensorFlow.
 """
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from course_utils.validation import (check_choice, check_lam_per_model, check_positive_int, check_sweep_args,
-                                  check_trainable, grid_and_prior, sweep_result)
 from course_utils.nets import init_mlp, layer_sizes
 from course_utils.seed import check_rng
+from course_utils.sweeps import check_sweep_args, grid_and_prior, sweep_result
 from course_utils.tasks import sample_sinusoid_tasks
-from course_utils.torch.core import from_numpy, mlp_forward, to_numpy
+from course_utils.torch.core import adam_init, adam_step, from_numpy, mlp_forward, to_numpy, to_tensor
+from course_utils.torch.core import num_threads as pin_threads
+from course_utils.validation import (check_bool, check_choice, check_float, check_int, check_lam_per_model,
+                                     check_lr, check_nonnegative, check_positive_int, check_same_keys,
+                                     check_trainable)
 
 __all__ = [
     # --- chapters 3 and 5: pretrained model, regularised fine-tuning, function-space priors
@@ -48,33 +50,17 @@ __all__ = [
 
 # =====================================================================================
 # Chapters 3 and 5: regularised fine-tuning (weight decay, L2-SP), function-space prior,
-# iMAML's proximal term. (Chapter 4's distillation / KL helpers go in their own section.)
+# iMAML's proximal term. (Chapter 4's distillation / KL helpers live in distill.py.)
 # =====================================================================================
 
 PENALTIES = ("l2", "l2sp", "proximal", "function")
-
-
-def _one_thread(fn):
-    """Run ``fn`` with one intra-op thread, then restore the caller's setting.
-
-    These models are tiny (batched 40×40 matmuls): splitting them over threads only costs
-    synchronisation, and on a busy 1-2 core machine (Binder, CI) it is many times slower.
-    """
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(before)
-    return wrapper
-
-
 _OPTIMIZERS = ("momentum", "gd", "adam")
 
+# These models are tiny (batched 40×40 matmuls): splitting them over threads only costs
+# synchronisation, and on a busy 1-2 core machine (Binder, CI) it is many times slower, so the
+# training loops below run under ``num_threads(1)`` (the caller's setting is restored).
 
-@_one_thread
+
 def pretrain_sinusoid_mlp(*, sizes: tuple[int, ...] = (1, 40, 40, 1), steps: int = 1500,
                           n_tasks: int = 25, k_shot: int = 10, lr: float = 3e-3,
                           rng: np.random.Generator | int | None = 0
@@ -92,8 +78,8 @@ def pretrain_sinusoid_mlp(*, sizes: tuple[int, ...] = (1, 40, 40, 1), steps: int
     Args:
         sizes: layer widths (input 1, output 1).
         steps: Adam steps (>= 1).
-        n_tasks, k_shot: tasks per step and points per task.
-        lr: Adam learning rate (> 0).
+        n_tasks, k_shot: tasks per step and points per task (>= 1).
+        lr: Adam learning rate (finite, > 0).
         rng: generator or seed (weights first, then data).
 
     Returns:
@@ -102,25 +88,22 @@ def pretrain_sinusoid_mlp(*, sizes: tuple[int, ...] = (1, 40, 40, 1), steps: int
     steps = check_positive_int(steps, "steps")
     n_tasks = check_positive_int(n_tasks, "n_tasks")
     k_shot = check_positive_int(k_shot, "k_shot")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    lr = check_lr(lr, "lr")
     rng = check_rng(rng)
     theta0 = init_mlp(sizes, rng=rng)
     data = sample_sinusoid_tasks(steps * n_tasks, k_shot, 1, rng=rng)
-    xs = torch.from_numpy(data.x_support.reshape(steps, n_tasks * k_shot, 1))
-    ys = torch.from_numpy(data.y_support.reshape(steps, n_tasks * k_shot, 1))
-    params = from_numpy(theta0, requires_grad=False)
+    xs = to_tensor(data.x_support.reshape(steps, n_tasks * k_shot, 1))
+    ys = to_tensor(data.y_support.reshape(steps, n_tasks * k_shot, 1))
+    params = from_numpy(theta0)
     names = list(params)
-    state = _adam_init(params)
+    state = adam_init(params)
     history = []
-    for t in range(steps):
-        p = {k: v.requires_grad_(True) for k, v in params.items()}
-        loss = torch.mean((mlp_forward(p, xs[t]) - ys[t]) ** 2)
-        grads = torch.autograd.grad(loss, [p[k] for k in names])
-        with torch.no_grad():
-            params = _adam_step({k: v.detach() for k, v in p.items()}, dict(zip(names, grads)),
-                                state, t + 1, lr)
-        history.append(float(loss.detach()))
+    with pin_threads(1):
+        for t in range(steps):
+            loss = torch.mean((mlp_forward(params, xs[t]) - ys[t]) ** 2)
+            grads = torch.autograd.grad(loss, [params[k] for k in names])
+            adam_step(params, dict(zip(names, grads)), state, lr=lr)
+            history.append(float(loss.detach()))
     return to_numpy(params), history
 
 
@@ -134,7 +117,7 @@ def stack_params(params: dict[str, np.ndarray], m: int) -> dict[str, torch.Tenso
     m = check_positive_int(m, "m")
     out = {}
     for k, v in params.items():
-        v = torch.as_tensor(np.asarray(v, dtype=np.float32))
+        v = to_tensor(v, "float32")
         if k.startswith("b"):
             v = v.reshape(1, -1)
         out[k] = v.unsqueeze(0).repeat(m, *([1] * v.ndim)).contiguous()
@@ -152,7 +135,11 @@ def l2_penalty(params: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def l2sp_penalty(params: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor]) -> torch.Tensor:
-    """L2-SP (Li, Grandvalet & Davoine 2018) R(θ) = ‖θ − θ₀‖², per model: → (m,)."""
+    """L2-SP (Li, Grandvalet & Davoine 2018) R(θ) = ‖θ − θ₀‖², per model: → (m,).
+
+    ``anchor`` must have the keys and shapes of ``params``.
+    """
+    check_same_keys(params, anchor)
     return _sq_norm(params[k] - anchor[k] for k in params)
 
 
@@ -164,6 +151,22 @@ def proximal_penalty(params: dict[str, torch.Tensor], anchor: dict[str, torch.Te
     return 0.5 * l2sp_penalty(params, anchor)
 
 
+def _check_grid(x_grid, f_prior) -> None:
+    """The function-space prior's grid and values: both (G, 1)."""
+    if x_grid is None or f_prior is None:
+        raise ValueError("x_grid and f_prior (both (G, 1)) are needed for the function-space penalty, "
+                         f"got {type(x_grid).__name__} and {type(f_prior).__name__}")
+    if tuple(x_grid.shape) != tuple(f_prior.shape) or len(x_grid.shape) != 2:
+        raise ValueError(f"x_grid and f_prior must both be (G, 1), got {tuple(x_grid.shape)} "
+                         f"and {tuple(f_prior.shape)}")
+
+
+def _function_space_penalty(params, x_grid, f_prior):
+    m = next(iter(params.values())).shape[0]
+    pred = mlp_forward(params, x_grid.unsqueeze(0).expand(m, -1, -1))
+    return torch.mean((pred - f_prior.unsqueeze(0)) ** 2, dim=(1, 2))
+
+
 def function_space_penalty(params: dict[str, torch.Tensor], x_grid: torch.Tensor,
                            f_prior: torch.Tensor) -> torch.Tensor:
     """D(f_φ, f*) = mean over a grid of (f_φ(x_g) − f*(x_g))², per model: → (m,).
@@ -173,50 +176,46 @@ def function_space_penalty(params: dict[str, torch.Tensor], x_grid: torch.Tensor
         x_grid: (G, 1) grid points, shared by all models.
         f_prior: (G, 1) values of the prior function f* on the grid.
     """
-    m = next(iter(params.values())).shape[0]
-    pred = mlp_forward(params, x_grid.unsqueeze(0).expand(m, -1, -1))
-    return torch.mean((pred - f_prior.unsqueeze(0)) ** 2, dim=(1, 2))
+    _check_grid(x_grid, f_prior)
+    return _function_space_penalty(params, to_tensor(x_grid, "float32"), to_tensor(f_prior, "float32"))
+
+
+def _objective(params, x_support, y_support, lam, penalty, anchor, x_grid, f_prior):
+    """:func:`regularised_objective` without the argument checks (the fine-tuning loop's hot path)."""
+    data = torch.mean((mlp_forward(params, x_support) - y_support) ** 2, dim=(1, 2))
+    if penalty == "l2":
+        reg = _sq_norm(params.values())
+    elif penalty == "l2sp":
+        reg = _sq_norm(params[k] - anchor[k] for k in params)
+    elif penalty == "proximal":
+        reg = 0.5 * _sq_norm(params[k] - anchor[k] for k in params)
+    else:
+        reg = _function_space_penalty(params, x_grid, f_prior)
+    return data + lam * reg
 
 
 def regularised_objective(params, x_support, y_support, lam, *, penalty: str = "l2sp",
                           anchor=None, x_grid=None, f_prior=None) -> torch.Tensor:
     """Per-model objective mean_i (f(x_i) − y_i)² + λ·penalty: stacked params, x (m, K, 1) → (m,).
 
-    ``anchor`` (stacked) is θ₀ for ``l2sp``/``proximal``; ``x_grid``/``f_prior`` (G, 1) are
-    needed for ``function``.
+    ``lam`` is a number or an (m,) tensor/array, every entry >= 0. ``anchor`` (stacked) is θ₀ for
+    ``l2sp``/``proximal``; ``x_grid``/``f_prior`` (G, 1) are needed for ``function``.
     """
     check_choice(penalty, "penalty", PENALTIES)
-    data = torch.mean((mlp_forward(params, x_support) - y_support) ** 2, dim=(1, 2))
-    if penalty == "l2":
-        reg = l2_penalty(params)
-    elif penalty == "l2sp":
-        reg = l2sp_penalty(params, anchor)
-    elif penalty == "proximal":
-        reg = proximal_penalty(params, anchor)
-    else:
-        reg = function_space_penalty(params, x_grid, f_prior)
-    return data + lam * reg
+    check_nonnegative(lam, "lam")
+    if penalty in ("l2sp", "proximal"):
+        if anchor is None:
+            raise ValueError(f"anchor (the stacked θ₀) is needed for penalty {penalty!r}, got None")
+        check_same_keys(params, anchor)
+    if penalty == "function":
+        _check_grid(x_grid, f_prior)
+        x_grid, f_prior = to_tensor(x_grid, "float32"), to_tensor(f_prior, "float32")
+    if not isinstance(lam, (int, float, torch.Tensor)):  # a NumPy array or list: one λ per model
+        lam = to_tensor(lam, "float32")
+    return _objective(params, to_tensor(x_support, "float32"), to_tensor(y_support, "float32"), lam,
+                      penalty, anchor, x_grid, f_prior)
 
 
-# ------------------------------------------------------------------ optimiser
-def _adam_init(params):
-    return {"m": {k: torch.zeros_like(v) for k, v in params.items()},
-            "v": {k: torch.zeros_like(v) for k, v in params.items()}}
-
-
-def _adam_step(params, grads, state, t, lr, b1=0.9, b2=0.999, eps=1e-8):
-    new = {}
-    for k in params:
-        g = grads[k]
-        state["m"][k] = b1 * state["m"][k] + (1 - b1) * g
-        state["v"][k] = b2 * state["v"][k] + (1 - b2) * g * g
-        m_hat = state["m"][k] / (1 - b1 ** t)
-        v_hat = state["v"][k] / (1 - b2 ** t)
-        new[k] = params[k] - lr * m_hat / (torch.sqrt(v_hat) + eps)
-    return new
-
-
-@_one_thread
 def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalty: str = "l2sp",
              anchor: dict[str, np.ndarray] | None = None, x_grid=None, f_prior=None,
              steps: int = 100, lr: float = 0.005, optimizer: str = "momentum", momentum: float = 0.9,
@@ -242,7 +241,8 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
         anchor: the θ₀ of ``l2sp``/``proximal`` (default: ``params``).
         x_grid, f_prior: (G, 1) grid and prior values f*(x_g) for ``"function"``; by default
             41 points on [−5, 5] and f* = f_{params} (the pretrained model's prediction).
-        steps, lr, optimizer, momentum: the optimiser's schedule (β = ``momentum``).
+        steps: optimiser steps (>= 0). lr: step size (finite, > 0).
+        optimizer: ``"momentum"``, ``"gd"`` or ``"adam"``. momentum: β in [0, 1).
         trainable: names of the parameters to update (default all; e.g. ``("w2", "b2")``
             fine-tunes only the last layer).
         return_history: also return the (steps, M) objective values.
@@ -253,43 +253,47 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
     """
     check_choice(penalty, "penalty", PENALTIES)
     check_choice(optimizer, "optimizer", _OPTIMIZERS)
-    steps = check_positive_int(steps, "steps", 0)
-    x = torch.as_tensor(np.asarray(x_support, dtype=np.float32))
-    y = torch.as_tensor(np.asarray(y_support, dtype=np.float32))
+    steps = check_int(steps, "steps", 0)
+    lr = check_lr(lr, "lr")
+    momentum = check_float(momentum, "momentum", 0.0, 1.0, high_open=True)
+    return_history = check_bool(return_history, "return_history")
+    x, y = to_tensor(x_support, "float32"), to_tensor(y_support, "float32")
     if x.ndim != 3 or x.shape != y.shape:
         raise ValueError(f"x_support and y_support must both be (M, K, 1), got {tuple(x.shape)} "
                          f"and {tuple(y.shape)}")
     m = x.shape[0]
-    lam_t = torch.as_tensor(check_lam_per_model(lam, m))
+    lam_t = to_tensor(check_lam_per_model(lam, m))
     trainable = check_trainable(params, trainable)
     theta = stack_params(params, m)
+    if anchor is not None:
+        check_same_keys(params, anchor)
     anchor_t = stack_params(params if anchor is None else anchor, m)
     grid_t = prior_t = None
     if penalty == "function":
         grid_t, prior_t = _grid_and_prior(params, x_grid, f_prior)
-    state = _adam_init({k: theta[k] for k in trainable})
+    live = {k: theta[k].requires_grad_(True) for k in trainable}
+    state = adam_init(live) if optimizer == "adam" else None
+    velocity = {k: torch.zeros_like(v) for k, v in live.items()}
     history = []
-    for t in range(steps):
-        p = {k: (v.requires_grad_(True) if k in trainable else v) for k, v in theta.items()}
-        obj = regularised_objective(p, x, y, lam_t, penalty=penalty, anchor=anchor_t, x_grid=grid_t,
-                                    f_prior=prior_t)
-        # Models are independent, so the gradient of the sum is every model's own gradient.
-        # Dividing by 1 + λ keeps the minimiser and bounds the curvature for every λ.
-        grads = torch.autograd.grad((obj / (1.0 + lam_t)).sum(), [p[k] for k in trainable])
-        grads = dict(zip(trainable, grads))
-        with torch.no_grad():
-            live = {k: p[k].detach() for k in trainable}
+    with pin_threads(1):
+        for _ in range(steps):
+            obj = _objective(theta, x, y, lam_t, penalty, anchor_t, grid_t, prior_t)
+            # Models are independent, so the gradient of the sum is every model's own gradient.
+            # Dividing by 1 + λ keeps the minimiser and bounds the curvature for every λ.
+            grads = dict(zip(trainable, torch.autograd.grad((obj / (1.0 + lam_t)).sum(),
+                                                            [live[k] for k in trainable])))
             if optimizer == "adam":
-                live = _adam_step(live, grads, state, t + 1, lr)
-            elif optimizer == "momentum":
-                for k in trainable:
-                    state["m"][k] = momentum * state["m"][k] + grads[k]
-                live = {k: live[k] - lr * state["m"][k] for k in trainable}
+                adam_step(live, grads, state, lr=lr)
             else:
-                live = {k: live[k] - lr * grads[k] for k in trainable}
-            theta = {**{k: v.detach() for k, v in theta.items()}, **live}
-        if return_history:
-            history.append(obj.detach().numpy().copy())
+                with torch.no_grad():
+                    for k in trainable:
+                        if optimizer == "momentum":
+                            velocity[k] = momentum * velocity[k] + grads[k]
+                            live[k].sub_(lr * velocity[k])
+                        else:
+                            live[k].sub_(lr * grads[k])
+            if return_history:
+                history.append(obj.detach().numpy().copy())
     out = to_numpy(theta)
     if return_history:
         return out, np.array(history, dtype=np.float32).reshape(steps, m)
@@ -298,10 +302,9 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
 
 def _grid_and_prior(params, x_grid, f_prior):
     x_grid, f_prior = grid_and_prior(params, x_grid, f_prior)
-    return torch.as_tensor(x_grid), torch.as_tensor(f_prior)
+    return to_tensor(x_grid), to_tensor(f_prior)
 
 
-@_one_thread
 def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequence[int] = (5,),
                  penalties: Sequence[str] = ("l2", "l2sp"), x_eval=None, steps: int = 100,
                  lr: float = 0.005, optimizer: str = "momentum", progress: bool = False,
@@ -318,6 +321,7 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
         lambdas: (L,) non-negative λ values.
         k_shots: support sizes K.
         penalties: names from :data:`PENALTIES`.
+        steps, lr, optimizer: :func:`finetune`'s schedule.
         progress: show a ``tqdm.auto`` bar over (K, penalty) batches.
         **penalty_kwargs: passed to :func:`finetune` (``x_grid``, ``f_prior``, ``anchor``).
 
@@ -326,28 +330,32 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
         (nK, L)}, "per_task": {penalty: (nK, T, L)}}`` (NumPy, mean over tasks and its standard error).
     """
     lambdas, k_shots, x_eval = check_sweep_args(tasks, lambdas, k_shots, penalties, PENALTIES, x_eval)
+    steps = check_int(steps, "steps", 0)
+    lr = check_lr(lr, "lr")
+    check_choice(optimizer, "optimizer", _OPTIMIZERS)
+    progress = check_bool(progress, "progress")
     y_eval = tasks.true_function(x_eval)  # (T, E)
     n_t, n_l = tasks.n_tasks, lambdas.size
     per_task = {p: np.zeros((len(k_shots), n_t, n_l), dtype=np.float64) for p in penalties}
-    x_e = np.broadcast_to(x_eval.reshape(1, -1, 1), (n_t * n_l, x_eval.size, 1))
+    x_e = to_tensor(np.broadcast_to(x_eval.reshape(1, -1, 1), (n_t * n_l, x_eval.size, 1)))
     bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(k_shots) * len(penalties), desc="λ sweep", leave=False)
-    for ik, k in enumerate(k_shots):
-        xs = np.repeat(tasks.x_support[:, :k], n_l, axis=0)  # model index = task * L + λ index
-        ys = np.repeat(tasks.y_support[:, :k], n_l, axis=0)
-        lam = np.tile(lambdas, n_t)
-        for p in penalties:
-            fitted = finetune(params, xs, ys, lam, penalty=p, steps=steps, lr=lr, optimizer=optimizer,
-                              **penalty_kwargs)
-            with torch.no_grad():
-                pred = mlp_forward({k_: torch.as_tensor(v) for k_, v in fitted.items()},
-                                   torch.as_tensor(np.ascontiguousarray(x_e))).numpy()[..., 0]
-            mse = np.mean((pred.reshape(n_t, n_l, -1) - y_eval[:, None, :]) ** 2, axis=-1)
-            per_task[p][ik] = mse
-            if bar is not None:
-                bar.update()
+    with pin_threads(1):
+        for ik, k in enumerate(k_shots):
+            xs = np.repeat(tasks.x_support[:, :k], n_l, axis=0)  # model index = task * L + λ index
+            ys = np.repeat(tasks.y_support[:, :k], n_l, axis=0)
+            lam = np.tile(lambdas, n_t)
+            for p in penalties:
+                fitted = finetune(params, xs, ys, lam, penalty=p, steps=steps, lr=lr, optimizer=optimizer,
+                                  **penalty_kwargs)
+                with torch.no_grad():
+                    pred = mlp_forward({k_: to_tensor(v) for k_, v in fitted.items()}, x_e).numpy()[..., 0]
+                mse = np.mean((pred.reshape(n_t, n_l, -1) - y_eval[:, None, :]) ** 2, axis=-1)
+                per_task[p][ik] = mse
+                if bar is not None:
+                    bar.update()
     if bar is not None:
         bar.close()
     return sweep_result(lambdas, k_shots, per_task, n_t)
@@ -357,9 +365,9 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
 def last_layer_features(params: dict[str, np.ndarray], x) -> torch.Tensor:
     """Features of the last layer with a constant 1 appended: x (n, 1) → (n, hidden + 1)."""
     n = len(layer_sizes(params)) - 1
-    h = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    h = to_tensor(x, "float32")
     for i in range(n - 1):
-        h = torch.relu(h @ torch.as_tensor(params[f"w{i}"]) + torch.as_tensor(params[f"b{i}"]))
+        h = torch.relu(h @ to_tensor(params[f"w{i}"]) + to_tensor(params[f"b{i}"]))
     return torch.cat([h, torch.ones_like(h[:, :1])], dim=1)
 
 
@@ -389,10 +397,12 @@ def last_layer_closed_form(params: dict[str, np.ndarray], x_support, y_support, 
     lam = float(check_lam_per_model(lam, 1)[0])
     last = len(layer_sizes(params)) - 2
     h = last_layer_features(params, x_support).double()
-    y = torch.as_tensor(np.asarray(y_support, dtype=np.float64)).reshape(-1, 1)
+    # float64 on purpose (the solve is done in double precision); to_tensor's float32 would round y
+    y = torch.from_numpy(np.array(y_support, dtype=np.float64)).reshape(-1, 1)
     k, d = h.shape
-    u0 = torch.cat([torch.as_tensor(params[f"w{last}"]), torch.as_tensor(params[f"b{last}"]).reshape(1, -1)]
-                   ).double()
+    if y.shape[0] != k:
+        raise ValueError(f"x_support and y_support must hold the same number of points, got {k} and {y.shape[0]}")
+    u0 = torch.cat([to_tensor(params[f"w{last}"]), to_tensor(params[f"b{last}"]).reshape(1, -1)]).double()
     if penalty == "function":
         grid, prior = _grid_and_prior(params, x_grid, f_prior)
         hg = last_layer_features(params, grid).double()
