@@ -15,11 +15,11 @@ import numpy as np
 
 # --------------------------------------------------------------------------- scalar validators
 def check_int(value, name: str, low: int, high: int | None = None) -> int:
-    """An integer in ``[low, high]`` (or ``>= low``); two messages: not an integer / out of range."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+    """An integer (bools rejected) in ``[low, high]`` (or ``>= low``), as a Python ``int``."""
+    allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer {allowed}, got {value!r}")
     if value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be {allowed}, got {value}")
     return int(value)
 

@@ -6,13 +6,18 @@ with ``file://`` URLs or a monkeypatched ``urlopen``: no network is ever used.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import http.client
 import io
+import math
+import multiprocessing
 import os
 import re
+import signal
+import socket
 import stat
-import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,23 +26,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from course_utils import data as D
+from course_utils.data import download as DL
+from course_utils.data import load as L
 from course_utils.data import (
     DATA_ENV_VAR,
     OFFICIAL_FILES,
+    DamagedFileError,
+    DamagedFileWarning,
     Omniglot,
     SyntheticDataWarning,
     download_file,
     load_omniglot,
     read_zip_characters,
-    safe_extract,
     synthetic_omniglot,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REAL_DIR = Path(os.environ.get(DATA_ENV_VAR) or REPO.parent / "shared" / "data" / "omniglot")
 HAVE_NPZ = (REAL_DIR / "omniglot28.npz").is_file()
 needs_real = pytest.mark.skipif(
@@ -337,69 +344,6 @@ def test_download_file_no_network(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------
-# safe_extract
-# --------------------------------------------------------------------------------------------
-def test_safe_extract_ok(tmp_path):
-    z = make_zip(tmp_path / "ok.zip", "top", BACKGROUND[:1], n_drawings=2)
-    safe_extract(z, tmp_path / "out")
-    assert tree(tmp_path / "out") == ["top", "top/Arcadian", "top/Arcadian/character02",
-                                      "top/Arcadian/character02/0002_01.png",
-                                      "top/Arcadian/character02/0002_02.png"]
-
-
-@pytest.mark.parametrize("member", ["../../evil.png", "top/../../evil.png", "..\\..\\evil.png", "ABSOLUTE"])
-def test_safe_extract_refuses_escaping_members(tmp_path, member):
-    target = tmp_path / "a" / "b" / "target"
-    if member == "ABSOLUTE":
-        member = str(tmp_path / "abs_evil.png")
-    z = tmp_path / "evil.zip"
-    with zipfile.ZipFile(z, "w") as zf:
-        zf.writestr("fine.png", b"fine")  # written first: must not be extracted either
-        zf.writestr(zipfile.ZipInfo(member), b"evil")
-    before = tree(tmp_path)
-    with pytest.raises(ValueError) as err:
-        safe_extract(z, target)
-    assert repr(member) in str(err.value)
-    assert not list(tmp_path.rglob("*evil.png"))
-    assert [p for p in tree(tmp_path) if p not in before] in ([], ["a", "a/b", "a/b/target"])
-    assert tree(target) == []
-
-
-def test_safe_extract_refuses_symlink_escape(tmp_path):
-    target = tmp_path / "target"
-    target.mkdir()
-    (target / "link").symlink_to(tmp_path / "outside", target_is_directory=True)
-    z = tmp_path / "evil.zip"
-    with zipfile.ZipFile(z, "w") as zf:
-        zf.writestr("link/evil.png", b"evil")
-    with pytest.raises(ValueError, match="link/evil.png"):
-        safe_extract(z, target)
-    assert not (tmp_path / "outside").exists()
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.sampled_from(["a", "b", "..", ".", "c.png"]), min_size=1, max_size=5), st.booleans())
-def test_safe_extract_never_writes_outside(parts, absolute):
-    name = ("/" if absolute else "") + "/".join(parts)
-    if name.endswith("/") or parts[-1] in ("..", "."):
-        name += "/f.png"
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        z = base / "t.zip"
-        with zipfile.ZipFile(z, "w") as zf:
-            zf.writestr(zipfile.ZipInfo(name), b"x")
-        target = base / "x" / "target"
-        try:
-            safe_extract(z, target)
-        except ValueError:
-            assert ".." in parts or absolute
-            assert not [p for p in base.rglob("*") if p.is_file() and p != z]
-        else:
-            written = [p for p in base.rglob("*") if p.is_file() and p != z]
-            assert written and all(p.resolve().is_relative_to(target.resolve()) for p in written)
-
-
-# --------------------------------------------------------------------------------------------
 # read_zip_characters and load_omniglot on fake official zips
 # --------------------------------------------------------------------------------------------
 def test_read_zip_characters_order_and_content(fake_official):
@@ -437,7 +381,7 @@ def test_load_from_fake_zips_writes_cache_then_uses_it(fake_official, monkeypatc
     def must_not_read(*args, **kwargs):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(D, "read_zip_characters", must_not_read)
+    monkeypatch.setattr(L, "read_zip_characters", must_not_read)
     again = load_omniglot(fake_official, download=False)
     check_fake(again)
     assert "cache" in again.source and str(cache) in again.source
@@ -458,7 +402,7 @@ def test_read_only_folder_caches_in_user_cache(fake_official, monkeypatch, isola
         check_fake(load_omniglot(fake_official, download=False))
         assert tree(fake_official) == before
         assert (isolated_env / "omniglot28.npz").is_file()
-        monkeypatch.setattr(D, "read_zip_characters", lambda *a, **k: pytest.fail("cache not used"))
+        monkeypatch.setattr(L, "read_zip_characters", lambda *a, **k: pytest.fail("cache not used"))
         again = load_omniglot(fake_official, download=False)
         check_fake(again)
         assert str(isolated_env) in again.source
@@ -568,6 +512,9 @@ def test_synthetic_omniglot_is_deterministic():
     (lambda: download_file("file:///x", Path("x"), md5="0" * 32, size=-1), "size"),
     (lambda: download_file("file:///x", Path("x"), md5="0" * 32, timeout=0), "timeout"),
     (lambda: download_file("", Path("x"), md5="0" * 32), "url"),
+    (lambda: download_file("file:///x", Path("x"), md5="0" * 32, deadline=0), "deadline"),
+    (lambda: load_omniglot(timeout=-1), "timeout"),
+    (lambda: load_omniglot(deadline=math.inf), "deadline"),
 ])
 def test_bad_arguments(call, name):
     with pytest.raises(ValueError, match=name):
@@ -606,3 +553,466 @@ def test_data_dir_resolution(tmp_path, monkeypatch, isolated_env):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.delenv(DATA_ENV_VAR)
     assert D.data_dir() == Path.home() / ".cache" / "learning-to-learn" / "omniglot"
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: synthetic_omniglot(0), "n_chars must be in [1, 10000], got 0"),
+    (lambda: synthetic_omniglot(5, seed=-1), "seed must be >= 0, got -1"),
+    (lambda: load_omniglot(image_size=200), "image_size must be an int in [8, 105], got 200"),
+    (lambda: load_omniglot(timeout=0), "timeout must be a finite number of seconds > 0, got 0"),
+    (lambda: load_omniglot(timeout=True), "timeout must be a finite number of seconds > 0, got True"),
+    (lambda: load_omniglot(timeout="60"), "timeout must be a finite number of seconds > 0, got '60'"),
+    (lambda: load_omniglot(deadline=math.nan), "deadline must be a finite number of seconds > 0, got nan"),
+    (lambda: download_file("file:///x", Path("x"), md5="0" * 32, size=-1), "size must be >= 0, got -1"),
+    (lambda: load_omniglot(download="yes"), "download must be True or False, got 'yes'"),
+])
+def test_argument_messages_name_argument_range_and_value(call, message):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert message in str(err.value)
+
+
+def test_data_package_imports_no_framework():
+    package = Path(D.__file__).parent
+    modules = sorted(package.glob("*.py"))
+    assert {m.stem for m in modules} >= {"__init__", "locate", "download", "read", "synthetic"}
+    for module in modules:
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not [n for n in names if n.split(".")[0] in ("torch", "tensorflow")], module.name
+
+
+def test_split_file_ships_with_the_package():
+    from course_utils.data import read as R
+    assert R.SPLIT_FILE.parent == Path(D.__file__).parent and R.SPLIT_FILE.is_file()
+    vinyals = R.vinyals_for(["Arcadian/character01", "Hebrew/character01", "Nope/character01"])
+    assert vinyals.tolist() == [0, 1, 255]
+
+
+def test_character_names_one_rule():
+    from course_utils.data.read import character_name, parse_character_name
+    assert character_name("Angelic", 1) == "Angelic/character01"
+    assert parse_character_name("Angelic/character20") == ("Angelic", 20)
+    with pytest.raises(ValueError, match="character name"):
+        parse_character_name("Angelic/char20")
+
+
+# --------------------------------------------------------------------------------------------
+# B1. Files the loader creates get the user's normal permissions (the umask), not 0600
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def set_umask():
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_downloads_and_cache_respect_umask(fake_official, tmp_path, monkeypatch, set_umask, umask):
+    set_umask(umask)
+    fresh = tmp_path / "fresh"
+    monkeypatch.setenv(DATA_ENV_VAR, str(fresh))
+    check_fake(load_omniglot())
+    files = sorted(fresh.iterdir())
+    assert [p.name for p in files] == ["images_background.zip", "images_evaluation.zip", "omniglot28.npz"]
+    assert {p.name: mode_of(p) for p in files} == {p.name: 0o666 & ~umask for p in files}
+
+
+def test_download_file_and_user_cache_respect_umask(fake_official, tmp_path, served, set_umask, isolated_env):
+    set_umask(0o022)
+    url, md5, size, _ = served
+    dest = download_file(url, tmp_path / "dl" / "x.zip", md5=md5, size=size)
+    assert mode_of(dest) == 0o644
+    fake_official.chmod(0o555)  # read-only data folder: the cache goes to the user cache folder
+    try:
+        check_fake(load_omniglot(fake_official, download=False))
+    finally:
+        fake_official.chmod(stat.S_IRWXU)
+    assert mode_of(isolated_env / "omniglot28.npz") == 0o644
+
+
+# --------------------------------------------------------------------------------------------
+# B2. A damaged npz cache is rebuilt (from the zips, or by downloading them), with a warning
+# --------------------------------------------------------------------------------------------
+def damage(path: Path, how: str) -> None:
+    content = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(content[: len(content) // 2])
+    elif how == "junk":
+        path.write_bytes(b"not an npz at all")
+    elif how == "flipped":  # same size, damaged compressed data in the middle
+        middle = len(content) // 2
+        path.write_bytes(content[:middle] + bytes(b ^ 0xFF for b in content[middle:middle + 64])
+                         + content[middle + 64:])
+    else:
+        path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("how", ["truncated", "junk", "flipped", "empty"])
+def test_damaged_cache_is_rebuilt_from_zips(fake_official, monkeypatch, recwarn, how):
+    first = load_omniglot(fake_official, download=False)
+    cache = fake_official / "omniglot28.npz"
+    damage(cache, how)
+    with pytest.warns(DamagedFileWarning, match=r"omniglot28\.npz is damaged .*rebuilding it from the official zips"):
+        rebuilt = load_omniglot(fake_official, download=False)
+    check_fake(rebuilt)
+    assert "official zips" in rebuilt.source and np.array_equal(rebuilt.images, first.images)
+    recwarn.clear()
+    monkeypatch.setattr(L, "read_zip_characters", lambda *a, **k: pytest.fail("the rebuilt cache was not used"))
+    again = load_omniglot(fake_official, download=False)
+    check_fake(again)
+    assert "cache" in again.source and not [w for w in recwarn if issubclass(w.category, DamagedFileWarning)]
+
+
+def test_damaged_cache_is_redownloaded(fake_official, tmp_path, monkeypatch, capsys):
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "omniglot28.npz").write_bytes(b"junk left by a crash")
+    with pytest.warns(DamagedFileWarning, match="downloading the official zips to rebuild it"):
+        check_fake(load_omniglot(fresh, download=True))
+    assert "Downloading" in capsys.readouterr().out
+    assert sorted(p.name for p in fresh.iterdir()) == ["images_background.zip", "images_evaluation.zip",
+                                                       "omniglot28.npz"]
+    check_fake(load_omniglot(fresh, download=False))  # the cache is good again
+
+
+def test_damaged_cache_offline_without_zips_says_what_to_do(tmp_path, recwarn):
+    (tmp_path / "omniglot28.npz").write_bytes(b"junk")
+    with pytest.raises(DamagedFileError) as err:
+        load_omniglot(tmp_path, download=False)
+    assert isinstance(err.value, RuntimeError)
+    msg = str(err.value)
+    assert str(tmp_path / "omniglot28.npz") in msg and "damaged" in msg and "Delete it" in msg
+    assert not [w for w in recwarn if issubclass(w.category, DamagedFileWarning)]
+
+
+def test_damaged_user_cache_is_rebuilt(fake_official, isolated_env):
+    fake_official.chmod(0o555)
+    try:
+        check_fake(load_omniglot(fake_official, download=False))
+        damage(isolated_env / "omniglot28.npz", "truncated")
+        with pytest.warns(DamagedFileWarning, match="rebuilding"):
+            check_fake(load_omniglot(fake_official, download=False))
+        again = load_omniglot(fake_official, download=False)
+        check_fake(again)
+        assert str(isolated_env) in again.source
+    finally:
+        fake_official.chmod(stat.S_IRWXU)
+
+
+@needs_real
+def test_damaged_prepared_file_is_reported(tmp_path):
+    content = bytearray((REAL_DIR / "omniglot28.npz").read_bytes())
+    content[len(content) // 2] ^= 0xFF  # same size: the sha256 check catches it
+    (tmp_path / "omniglot28.npz").write_bytes(bytes(content))
+    with pytest.raises(DamagedFileError, match="sha256"):
+        load_omniglot(tmp_path, download=False)
+
+
+# --------------------------------------------------------------------------------------------
+# B3. Stale partial files left by killed downloads are cleaned by later runs, live ones are not
+# --------------------------------------------------------------------------------------------
+def make_part(path: Path, age_s: float = 0) -> Path:
+    path.write_bytes(b"partial")
+    if age_s:
+        t = time.time() - age_s
+        os.utime(path, (t, t))
+    return path
+
+
+def test_stale_partial_files_are_cleaned_by_later_runs(fake_official):
+    hour = 3600
+    stale = [make_part(fake_official / "images_background.zip.ab12cd34.part", hour),
+             make_part(fake_official / "images_evaluation.zip.k2_9xq0z.part", hour),  # tempfile.mkstemp style
+             make_part(fake_official / "omniglot28.npz.0f0f0f0f.part", hour)]
+    kept = [make_part(fake_official / "images_background.zip.fresh001.part"),  # maybe another process's
+            make_part(fake_official / "notes.part", hour),  # not ours
+            make_part(fake_official / "other.zip.ab12cd34.part", hour)]
+    check_fake(load_omniglot(fake_official, download=False))
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+    # a later run that finds the cache also cleans up
+    late = make_part(fake_official / "images_evaluation.zip.late0001.part", hour)
+    assert "cache" in load_omniglot(fake_official, download=False).source
+    assert not late.exists() and all(p.exists() for p in kept)
+
+
+def test_download_file_cleans_its_stale_partial_files(tmp_path, served):
+    url, md5, size, _ = served
+    folder = tmp_path / "dl"
+    folder.mkdir()
+    old = make_part(folder / "images_background.zip.deadbeef.part", 3600)
+    young = make_part(folder / "images_background.zip.cafecafe.part", 60)
+    download_file(url, folder / "images_background.zip", md5=md5, size=size)
+    assert not old.exists() and young.exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["images_background.zip", young.name]
+
+
+@pytest.mark.skipif(DL.fcntl is None, reason="needs fcntl.flock")
+def test_locked_partial_file_is_never_removed(tmp_path):
+    import fcntl
+    part = make_part(tmp_path / "images_background.zip.locked00.part", 3600)
+    with open(part, "rb") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # as a live writer holds it
+        assert DL.clean_stale_parts(tmp_path, "images_background.zip", older_than=0) == []
+        assert part.exists()
+    assert DL.clean_stale_parts(tmp_path, "images_background.zip", older_than=0) == [part]
+    assert not part.exists()
+
+
+def _fork_context():
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs the fork start method")
+    return multiprocessing.get_context("fork")
+
+
+def _hanging_download(url, dest, md5, size, started):
+    class Hanging(io.BytesIO):
+        def read(self, n=-1):
+            started.set()
+            time.sleep(120)  # killed long before this returns
+            return b""
+
+    urllib.request.urlopen = lambda *a, **k: Hanging()  # in the child process only
+    download_file(url, dest, md5=md5, size=size)
+
+
+@pytest.mark.skipif(DL.fcntl is None, reason="needs fcntl.flock")
+def test_partial_file_of_a_killed_download_is_cleaned(tmp_path, served):
+    url, md5, size, _ = served
+    folder = tmp_path / "dl"
+    dest = folder / "images_background.zip"
+    ctx = _fork_context()
+    started = ctx.Event()
+    child = ctx.Process(target=_hanging_download, args=(url, dest, md5, size, started))
+    child.start()
+    try:
+        assert started.wait(20), "the child download did not start"
+        (part,) = folder.glob("images_background.zip.*.part")
+        # while the download is alive its partial file is locked: never removed, even if old
+        assert DL.clean_stale_parts(folder, dest.name, older_than=0) == [] and part.exists()
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(20)
+    assert child.exitcode == -signal.SIGKILL and part.exists()
+    assert DL.clean_stale_parts(folder, dest.name) == []  # dead, but too fresh to be called stale
+    t = time.time() - DL.PART_STALE_SECONDS - 1
+    os.utime(part, (t, t))
+    assert download_file(url, dest, md5=md5, size=size) == dest  # a later run cleans up
+    assert sorted(p.name for p in folder.iterdir()) == [dest.name]
+
+
+def _concurrent_load(barrier, results):
+    barrier.wait(20)
+    om = load_omniglot()
+    results.put((hashlib.md5(om.images.tobytes()).hexdigest(), om.character, om.source))
+
+
+def test_concurrent_loads_into_one_empty_folder(fake_official, tmp_path, monkeypatch):
+    ctx = _fork_context()
+    fresh = tmp_path / "fresh"
+    monkeypatch.setenv(DATA_ENV_VAR, str(fresh))  # OFFICIAL_FILES (patched) and the env go with fork
+    n = 3
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_concurrent_load, args=(barrier, results)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=60) for _ in range(n)]
+    for p in procs:
+        p.join(30)
+    assert [p.exitcode for p in procs] == [0] * n
+    assert len({(digest, names) for digest, names, _ in got}) == 1
+    assert sorted(p.name for p in fresh.iterdir()) == ["images_background.zip", "images_evaluation.zip",
+                                                       "omniglot28.npz"]
+    om = load_omniglot()
+    check_fake(om)
+    assert hashlib.md5(om.images.tobytes()).hexdigest() == got[0][0]
+
+
+# --------------------------------------------------------------------------------------------
+# B4. Undecodable images are reported with the zip and the member, and what to do
+# --------------------------------------------------------------------------------------------
+def zip_with_bad_member(path: Path, top: str, bad: bytes | None, *, corrupt_crc: bool = False) -> str:
+    """One character whose drawing 05 is ``bad`` (or a good PNG with a broken CRC); returns its member name."""
+    member = f"{top}/Angelic/character01/0965_05.png"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for d in range(20):
+            name = f"{top}/Angelic/character01/0965_{d + 1:02d}.png"
+            zf.writestr(name, bad if (name == member and bad is not None) else drawing(0, d))
+    if corrupt_crc:
+        content = bytearray(path.read_bytes())
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(member)
+        start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+        content[start + info.file_size // 2] ^= 0xFF
+        path.write_bytes(bytes(content))
+    return member
+
+
+@pytest.mark.parametrize("kind", ["junk", "truncated", "crc"])
+def test_undecodable_image_names_zip_and_member(tmp_path, kind):
+    bad = {"junk": b"this is not a PNG", "truncated": drawing(0, 4)[:60], "crc": None}[kind]
+    z = tmp_path / "images_evaluation.zip"
+    member = zip_with_bad_member(z, "images_evaluation", bad, corrupt_crc=kind == "crc")
+    with pytest.raises(DamagedFileError) as err:
+        read_zip_characters(z)
+    msg = str(err.value)
+    assert isinstance(err.value, RuntimeError)
+    assert str(z) in msg and repr(member) in msg
+    assert f"Delete {z}" in msg and "download=True" in msg and OFFICIAL_FILES[z.name][0] in msg
+
+
+def test_not_a_zip_is_reported(tmp_path):
+    z = tmp_path / "images_background.zip"
+    z.write_bytes(b"<html>rate limited</html>")
+    with pytest.raises(DamagedFileError, match=r"not a zip file.*Delete"):
+        read_zip_characters(z)
+
+
+def test_load_reports_undecodable_image(fake_official, monkeypatch):
+    z = fake_official / "images_evaluation.zip"
+    member = zip_with_bad_member(z, "images_evaluation", b"GIF89a not a png")
+    monkeypatch.setitem(OFFICIAL_FILES, z.name, (z.as_uri(), md5_of(z), z.stat().st_size))
+    with pytest.raises(RuntimeError) as err:
+        load_omniglot(fake_official, download=False)
+    msg = str(err.value)
+    assert str(z) in msg and member in msg and "Delete" in msg and "download=True" in msg
+    assert not (fake_official / "omniglot28.npz").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# B5. Download timeout and overall deadline
+# --------------------------------------------------------------------------------------------
+class DripFeed(io.BytesIO):
+    """A response that hands out one byte per read, slowly."""
+
+    def read(self, n=-1):
+        time.sleep(0.01)
+        return super().read(1)
+
+
+def test_deadline_cuts_off_a_drip_feeding_server(tmp_path, served, monkeypatch):
+    url, md5, size, content = served
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: DripFeed(content))
+    folder = tmp_path / "dl"
+    start = time.monotonic()
+    with pytest.raises(RuntimeError) as err:
+        download_file(url, folder / "x.zip", md5=md5, size=size, deadline=0.3)
+    assert time.monotonic() - start < 3
+    msg = str(err.value)
+    assert "longer than deadline=0.3 s" in msg and "too slow or stalled" in msg and f"of {size:,} bytes" in msg
+    assert "Retry" in msg and "deadline=" in msg and url in msg
+    assert tree(folder) == []
+
+
+class FakeHTTPServer:
+    """A real http.client.HTTPResponse over a socket pair; a thread plays the server."""
+
+    def __init__(self, body: bytes, *, send_first: int, then_every: float | None):
+        self.client, self.server = socket.socketpair()
+        self.stop = threading.Event()
+        self.body, self.send_first, self.then_every = body, send_first, then_every
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            self.server.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(self.body)
+                                + self.body[:self.send_first])
+            for i in range(self.send_first, len(self.body)):
+                if self.then_every is None or self.stop.wait(self.then_every):
+                    break  # silent server: send nothing more
+                self.server.sendall(self.body[i:i + 1])
+            self.stop.wait(30)
+        except OSError:
+            pass
+
+    def urlopen(self, url, timeout=None, **kwargs):
+        self.timeout = timeout
+        self.client.settimeout(timeout)  # what urlopen does with its timeout
+        response = http.client.HTTPResponse(self.client, method="GET")
+        response.begin()
+        return response
+
+    def close(self):
+        self.stop.set()
+        self.client.close()
+        self.server.close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def http_server(monkeypatch):
+    servers = []
+
+    def make(body, **kwargs):
+        server = FakeHTTPServer(body, **kwargs)
+        servers.append(server)
+        monkeypatch.setattr(urllib.request, "urlopen", server.urlopen)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def test_deadline_with_a_real_http_response(tmp_path, served, http_server):
+    url, md5, size, content = served
+    http_server(content, send_first=100, then_every=0.02)  # ~size * 0.02 s in all, far above the deadline
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"longer than deadline=0\.5 s"):
+        download_file("https://example.invalid/x.zip", tmp_path / "dl" / "x.zip", md5=md5, size=size,
+                      timeout=5, deadline=0.5)
+    assert time.monotonic() - start < 3
+    assert tree(tmp_path / "dl") == []
+
+
+def test_timeout_when_the_server_goes_silent(tmp_path, served, http_server):
+    url, md5, size, content = served
+    server = http_server(content, send_first=100, then_every=None)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError) as err:
+        download_file("https://example.invalid/x.zip", tmp_path / "dl" / "x.zip", md5=md5, size=size,
+                      timeout=0.3)
+    assert time.monotonic() - start < 3 and server.timeout == 0.3
+    msg = str(err.value)
+    assert "no data from the server for timeout=0.3 s" in msg and "larger timeout=" in msg and "Retry" in msg
+    assert tree(tmp_path / "dl") == []
+
+
+def test_real_http_response_downloads_normally(tmp_path, served, http_server):
+    url, md5, size, content = served
+    http_server(content, send_first=len(content), then_every=None)
+    dest = download_file("https://example.invalid/x.zip", tmp_path / "x.zip", md5=md5, size=size, timeout=5)
+    assert dest.read_bytes() == content
+
+
+def test_load_omniglot_passes_timeout_and_deadline(tmp_path, monkeypatch):
+    seen = []
+
+    def no_network(url, timeout=None, **kwargs):
+        seen.append(timeout)
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    with pytest.raises(RuntimeError):
+        load_omniglot(tmp_path / "d", timeout=7, deadline=100)
+    with pytest.raises(RuntimeError):
+        load_omniglot(tmp_path / "d", timeout=50, deadline=2)
+    assert seen == [7, 2]  # the connection may not outlast the deadline either
+
+
+def test_damaged_file_error_pickles(tmp_path):
+    import pickle
+    e = DamagedFileError(tmp_path / "x.npz", "truncated", "Delete it.")
+    back = pickle.loads(pickle.dumps(e))
+    assert str(back) == str(e) and back.path == e.path and back.problem == "truncated"
