@@ -14,7 +14,7 @@ endif
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: lab test setup test-fast test-notebooks test-browser benchmark clean
+.PHONY: lab test setup lint test-fast test-notebooks test-browser benchmark clean
 
 setup: $(STAMP)
 
@@ -34,11 +34,16 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ALLOW_ROOT) $(LAB_ARGS)
 
-test: setup
+# The checks pre-commit runs for contributors (.pre-commit-config.yaml), with the pinned versions.
+lint: setup
+	$(VENV)/bin/ruff check course_utils tests benchmarks conftest.py
+	$(VENV)/bin/nbstripout --keep-id --verify notebooks/*.ipynb
+
+test: setup lint
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest tests -m "not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m "not browser and not slow" $(PYTEST_ARGS)
 
 test-notebooks: setup
 	$(PY) -m pytest notebooks --nbval-lax --nbval-current-env $(PYTEST_ARGS)

@@ -145,7 +145,8 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print("| implementation | median ms / meta-iteration | speed-up vs its framework's loop | peak RSS (MB) | max grad diff vs torch loop |")
+    print("| implementation | median ms / meta-iteration | speed-up vs its framework's loop | peak RSS (MB) "
+          "| max grad diff vs torch loop |")
     print("|---|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['variant']} | {r['median_s'] * 1e3:.3g} | {r['speedup_vs_framework_baseline']:.3g}× | "
@@ -153,8 +154,10 @@ def main() -> None:
     print(f"\nJSON: {args.out}")
     best_t = min((r for r in rows if r["variant"].startswith("torch")), key=lambda r: r["median_s"])
     best_f = min((r for r in rows if r["variant"].startswith("tf")), key=lambda r: r["median_s"])
-    print(f"fastest PyTorch: {best_t['variant']} ({best_t['speedup_vs_framework_baseline']:.3g}× the loop; target >= 4×)")
-    print(f"fastest TensorFlow: {best_f['variant']} ({best_f['speedup_vs_framework_baseline']:.3g}× eager; target >= 50×)")
+    print(f"fastest PyTorch: {best_t['variant']} "
+          f"({best_t['speedup_vs_framework_baseline']:.3g}× the loop; target >= 4×)")
+    print(f"fastest TensorFlow: {best_f['variant']} "
+          f"({best_f['speedup_vs_framework_baseline']:.3g}× eager; target >= 50×)")
 
 
 if __name__ == "__main__":

@@ -50,8 +50,8 @@ def max_abs_diff(a, b) -> float:
     """
     if isinstance(a, dict) or isinstance(b, dict):
         if not (isinstance(a, dict) and isinstance(b, dict)) or set(a) != set(b):
-            raise ValueError(f"a and b must be dicts with the same keys, got {sorted(a) if isinstance(a, dict) else type(a).__name__} "
-                             f"and {sorted(b) if isinstance(b, dict) else type(b).__name__}")
+            keys = [sorted(v) if isinstance(v, dict) else type(v).__name__ for v in (a, b)]
+            raise ValueError(f"a and b must be dicts with the same keys, got {keys[0]} and {keys[1]}")
         return max((max_abs_diff(a[k], b[k]) for k in a), default=0.0)
     x, y = _numpy(a), _numpy(b)
     if x.shape != y.shape:

@@ -26,9 +26,9 @@ def init_mlp(sizes: tuple[int, ...] = (1, 40, 40, 1), *,
         ``{"w0": (sizes[0], sizes[1]), "b0": (sizes[1],), ...}``, float32.
     """
     sizes = tuple(sizes)
-    if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1
-                             for s in sizes):
+    if len(sizes) < 2:
         raise ValueError(f"sizes must be at least two positive integers, got {sizes!r}")
+    sizes = tuple(check_positive_int(s, "sizes (every layer width)") for s in sizes)
     rng = check_rng(rng)
     params = {}
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):

@@ -6,7 +6,8 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["new_figure", "show_figure", "plot_sinusoid_tasks", "plot_episode", "plot_learning_curves", "plot_lambda_sweep",
+__all__ = ["new_figure", "show_figure", "plot_sinusoid_tasks", "plot_episode", "plot_learning_curves",
+           "plot_lambda_sweep",
            "plot_regression_fit"]
 
 

@@ -7,6 +7,7 @@ import random
 import numpy as np
 
 from course_utils.env import configure_tensorflow_env
+from course_utils.validation import check_bool, check_int
 
 __all__ = ["set_seed", "check_rng"]
 
@@ -24,8 +25,8 @@ def set_seed(seed: int = 0, *, frameworks: tuple[str, ...] = ("torch", "tensorfl
     Returns:
         ``np.random.default_rng(seed)``: pass it to the course's task generators.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r}")
+    seed = check_int(seed, "seed", 0, 2**32 - 1)
+    check_bool(deterministic, "deterministic")
     unknown = set(frameworks) - {"torch", "tensorflow"}
     if unknown:
         raise ValueError(f"frameworks must be a subset of ('torch', 'tensorflow'), got {sorted(unknown)}")
@@ -61,6 +62,7 @@ def check_rng(rng: np.random.Generator | int | None, name: str = "rng") -> np.ra
         return rng
     if rng is None:
         return np.random.default_rng()
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:
-        return np.random.default_rng(int(rng))
-    raise ValueError(f"{name} must be a np.random.Generator or a non-negative int seed, got {rng!r}")
+    try:
+        return np.random.default_rng(check_int(rng, name, 0))
+    except ValueError:
+        raise ValueError(f"{name} must be a np.random.Generator or a non-negative int seed, got {rng!r}") from None

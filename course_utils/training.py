@@ -14,6 +14,7 @@ Also here, because both halves need them: :func:`reptile_epsilon` (Reptile's ε 
 """
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
@@ -58,6 +59,17 @@ class MetaMethod:
     make_step: Callable
     update: str = "gradient"
     doc: str = ""
+
+    def build(self, **kwargs) -> Callable:
+        """``make_step(**kwargs)``, after checking that the method takes every option given."""
+        params = inspect.signature(self.make_step).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            unknown = sorted(set(kwargs) - set(params))
+            if unknown:
+                own = sorted(set(params) - {"inner_lr", "steps", "first_order", "forward", "loss_fn"})
+                raise ValueError(f"method {self.name!r} does not take the option(s) {unknown}; "
+                                 f"its own options are {own}")
+        return self.make_step(**kwargs)
 
 
 class MethodRegistry:

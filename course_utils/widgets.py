@@ -5,7 +5,7 @@ Every factory returns ``ipywidgets.interactive``: tests set ``w.children[i].valu
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from course_utils.grading import close, report
+from course_utils.validation import check_bool, check_float, check_int
 
 __all__ = [
     "toy_meta_gradient",
@@ -99,10 +100,11 @@ def adaptation_demo(maml_params: dict, pretrained_params: dict, *, k_shot: int =
     Pure apart from the optional figure. Returns ``{"mse_maml": float, "mse_pretrained": float,
     "x": (200,), "maml": (200,), "pretrained": (200,), "true": (200,)}`` (MSE on the 200-point grid).
     """
-    if isinstance(k_shot, bool) or not isinstance(k_shot, (int, np.integer)) or not 1 <= k_shot <= 50:
-        raise ValueError(f"k_shot must be an integer in [1, 50], got {k_shot!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 0 <= steps <= 100:
-        raise ValueError(f"steps must be an integer in [0, 100], got {steps!r}")
+    k_shot = check_int(k_shot, "k_shot", 1, 50)
+    steps = check_int(steps, "steps", 0, 100)
+    task_seed = check_int(task_seed, "task_seed", 0)
+    inner_lr = check_float(inner_lr, "inner_lr", 0.0)
+    check_bool(draw, "draw")
     import torch
 
     from course_utils.tasks import sample_sinusoid_tasks
@@ -131,7 +133,8 @@ def adaptation_demo(maml_params: dict, pretrained_params: dict, *, k_shot: int =
         ax.plot(x, true, "k--", label="true function")
         ax.plot(x, out["maml"], label=f"MAML, {steps} step(s) (MSE {out['mse_maml']:.3g})")
         ax.plot(x, out["pretrained"], label=f"pretrained, {steps} step(s) (MSE {out['mse_pretrained']:.3g})")
-        ax.scatter(task.x_support[0, :, 0], task.y_support[0, :, 0], color="k", zorder=5, label=f"{k_shot} support points")
+        ax.scatter(task.x_support[0, :, 0], task.y_support[0, :, 0], color="k", zorder=5,
+                   label=f"{k_shot} support points")
         ax.set(title=f"Adapting to a new task (seed {task_seed}) with K = {k_shot}, α = {inner_lr}",
                xlabel="x", ylabel="y", ylim=(-6, 6))
         ax.legend(fontsize="small", loc="lower right")

@@ -28,4 +28,5 @@ from course_utils.tensorflow import convnet as _convnet  # noqa: E402
 from course_utils.tensorflow import first_order as _first_order  # noqa: E402
 from course_utils.tensorflow import training as _training  # noqa: E402
 
-__all__ = [n for _m in (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training) for n in _m.__all__]
+_MODULES = (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training)
+__all__ = [n for _m in _MODULES for n in _m.__all__]

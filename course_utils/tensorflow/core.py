@@ -1,7 +1,8 @@
 """TensorFlow core helpers: conversion, functional MLP parameters, losses, the MAML inner loop,
 Adam and (for symmetry) thread pinning.
 
-Mirrors :mod:`course_utils.torch.core` name for name and signature for signature. Parameters are ``dict[str, tf.Variable]``
+Mirrors :mod:`course_utils.torch.core` name for name and signature for signature. Parameters are
+``dict[str, tf.Variable]``
 (or tensors) in the layout of :mod:`course_utils.nets`; gradients come from nested
 ``tf.GradientTape`` s. TensorFlow's logging variables are set before TensorFlow is imported.
 """

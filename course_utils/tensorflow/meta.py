@@ -171,7 +171,8 @@ def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.
                    chunk_size: int | None = None, num_threads: int | None = 1) -> FinetuneCurve:
     """Plain-SGD fine-tuning curves with the same divergence guard as
     :func:`course_utils.torch.finetune_curve` (a step that would lift a task's support loss above
-    its value before fine-tuning is rejected and that task's step size halved). Vectorised over tasks with tiled weights."""
+    its value before fine-tuning is rejected and that task's step size halved). Vectorised over
+    tasks with tiled weights."""
     check_maml_args(inner_lr, steps, chunk_size)
     check_bool(guard, "guard")
     check_bool(accuracy, "accuracy")

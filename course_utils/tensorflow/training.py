@@ -134,11 +134,8 @@ def make_meta_step(method: str, *, inner_lr: float = 0.01, steps: int = 1, first
     check_bool(first_order, "first_order")
     check_float(inner_lr, "inner_lr", 0.0)
     check_positive_int(steps, "steps", 0)
-    try:
-        return m.make_step(inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward,
-                           loss_fn=loss_fn, **options)
-    except TypeError as e:
-        raise ValueError(f"method {method!r} does not take these options: {sorted(options)} ({e})") from None
+    return m.build(inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward, loss_fn=loss_fn,
+                   **options)
 
 
 def meta_train(method: str, params: dict[str, np.ndarray], sample_batch: Callable, *, n_iterations: int = 1000,

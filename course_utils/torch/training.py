@@ -65,7 +65,7 @@ def _anil_step(*, inner_lr, steps, first_order, forward, loss_fn, head=None):
         p = params
         for _ in range(steps):
             sub = {k: p[k] for k in keys}
-            g = grad(lambda s: loss_fn(forward({**p, **s}, xs), ys))(sub)
+            g = grad(lambda s, p=p: loss_fn(forward({**p, **s}, xs), ys))(sub)
             if first_order:
                 g = {k: v.detach() for k, v in g.items()}
             p = {**p, **{k: p[k] - inner_lr * g[k] for k in keys}}
@@ -92,7 +92,7 @@ def _reptile_step(*, inner_lr, steps, first_order, forward, loss_fn, reptile_inn
     def task_phi(params, x, y):
         phi = params
         for sl in batches(int(x.shape[0]), reptile_batch_size, reptile_steps):
-            g = grad(lambda p: loss_fn(forward(p, x[sl]), y[sl]))(phi)
+            g = grad(lambda p, sl=sl: loss_fn(forward(p, x[sl]), y[sl]))(phi)
             phi = {k: phi[k] - reptile_inner_lr * g[k] for k in phi}
         first = batches(int(x.shape[0]), reptile_batch_size, 1)[0]
         return phi, loss_fn(forward(params, x[first]), y[first])
@@ -144,11 +144,8 @@ def make_meta_step(method: str, *, inner_lr: float = 0.01, steps: int = 1, first
     check_bool(first_order, "first_order")
     check_float(inner_lr, "inner_lr", 0.0)
     check_positive_int(steps, "steps", 0)
-    try:
-        return m.make_step(inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward,
-                           loss_fn=loss_fn, **options)
-    except TypeError as e:
-        raise ValueError(f"method {method!r} does not take these options: {sorted(options)} ({e})") from None
+    return m.build(inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward, loss_fn=loss_fn,
+                   **options)
 
 
 def meta_train(method: str, params: dict[str, np.ndarray], sample_batch: Callable, *, n_iterations: int = 1000,

@@ -68,7 +68,7 @@ def _wait_for_run_all(page, timeout_s: float) -> list[str]:
         busy = any("*" in p for p in prompts)
         started = started or busy or any(any(c.isdigit() for c in p) for p in prompts)
         status = page.evaluate(
-            "() => (document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator') || {}).dataset?.status || ''")
+            "() => (document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator') || {}).dataset?.status || ''")  # noqa: E501
         idle_polls = idle_polls + 1 if (started and not busy and status in ("idle", "")) else 0
         if idle_polls >= 3:
             return prompts
@@ -132,7 +132,7 @@ def test_run_all_and_drag_lambda(lab_server, playwright_browser, artifacts_dir, 
         time.sleep(2.0)
         _accept_kernel_dialog(page)
         page.wait_for_function(
-            "() => (document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator') || {}).dataset?.status === 'idle'",
+            "() => (document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator') || {}).dataset?.status === 'idle'",  # noqa: E501
             timeout=120_000)
 
         # Run → Run All Cells, through the real menu bar.

@@ -8,6 +8,7 @@ import torch
 import course_utils.tensorflow as ctf
 import course_utils.torch as cpt
 from course_utils import sample_sinusoid_tasks
+from course_utils.grading import max_abs_diff
 from course_utils.nets import init_mlp, layer_sizes, mlp_forward_numpy
 
 
@@ -21,13 +22,6 @@ def test_init_mlp_layout_and_bounds():
         init_mlp((3,))
     with pytest.raises(ValueError, match="sizes"):
         init_mlp((3, 0))
-
-
-def test_mirrored_names():
-    core = {"from_numpy", "to_numpy", "mlp_forward", "mse_loss", "cross_entropy_loss", "accuracy",
-            "adapt", "maml_objective", "maml_meta_gradient"}
-    assert core <= set(cpt.__all__) and core <= set(ctf.__all__)
-    assert set(cpt.__all__) == set(ctf.__all__), "course_utils.torch and .tensorflow must mirror each other"
 
 
 def test_forward_and_roundtrip_agree():
@@ -97,3 +91,67 @@ def test_adapt_rejects_negative_steps():
         cpt.adapt(cpt.from_numpy(p), None, None, steps=-1)
     with pytest.raises(ValueError, match="steps"):
         ctf.adapt(ctf.from_numpy(p), None, None, steps=-1)
+
+
+# --------------------------------------------------------------------------- one Adam, one converter, one thread pin
+def test_the_one_adam_equals_torch_optim_adam_in_both_frameworks():
+    """The hand-written Adam (both halves) takes torch.optim.Adam's steps, frozen keys untouched."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    start = {"a": rng.normal(size=(3, 4)).astype(np.float32), "b": rng.normal(size=(4,)).astype(np.float32),
+             "frozen": np.ones(2, np.float32)}
+    reference = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in start.items() if k != "frozen"}
+    opt = torch.optim.Adam(list(reference.values()), lr=3e-2, betas=(0.8, 0.99), eps=1e-6)
+    p_t = {k: torch.tensor(v) for k, v in start.items()}
+    p_f = {k: tf.Variable(v) for k, v in start.items()}
+    s_t, s_f = cpt.adam_init(p_t), ctf.adam_init(p_f)
+    for _ in range(25):
+        g = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in start.items() if k != "frozen"}
+        for k, p in reference.items():
+            p.grad = torch.tensor(g[k])
+        opt.step()
+        cpt.adam_step(p_t, {k: torch.tensor(v) for k, v in g.items()}, s_t, lr=3e-2, beta1=0.8, beta2=0.99, eps=1e-6)
+        ctf.adam_step(p_f, {k: tf.constant(v) for k, v in g.items()}, s_f, lr=3e-2, beta1=0.8, beta2=0.99, eps=1e-6)
+    ref = {k: v.detach().numpy() for k, v in reference.items()}
+    assert max_abs_diff({k: p_t[k] for k in ref}, ref) < 1e-6
+    assert max_abs_diff({k: p_f[k].numpy() for k in ref}, ref) < 1e-6
+    assert max_abs_diff(ref, {k: start[k] for k in ref}) > 0.1  # it moved
+    assert np.all(p_t["frozen"].numpy() == 1) and np.all(p_f["frozen"].numpy() == 1)
+
+
+@pytest.mark.parametrize("mod", [cpt, ctf], ids=["torch", "tensorflow"])
+def test_adam_rejects_bad_settings(mod):
+    p = mod.from_numpy({"w": np.zeros(2, np.float32)})
+    state = mod.adam_init(p)
+    g = {"w": p["w"] * 0}
+    for kwargs, name in [({"lr": 0.0}, "lr"), ({"lr": float("nan")}, "lr"), ({"beta1": 1.0}, "beta1"),
+                         ({"beta2": -0.1}, "beta2"), ({"eps": -1.0}, "eps")]:
+        with pytest.raises(ValueError, match=name):
+            mod.adam_step(p, g, state, **kwargs)
+
+
+@pytest.mark.parametrize("mod", [cpt, ctf], ids=["torch", "tensorflow"])
+def test_to_tensor_is_the_one_converter(mod):
+    f = mod.to_tensor(np.array([1.5, 2.0], np.float64))
+    i = mod.to_tensor(np.array([1, 2], np.int32))
+    u = mod.to_tensor(np.array([[0, 255]], np.uint8))
+    assert "float32" in str(f.dtype) and "int64" in str(i.dtype)
+    assert np.allclose(np.asarray(u), [[0.0, 1.0]])
+    assert mod.to_tensor(f) is f  # tensors pass through
+    assert "float32" in str(mod.to_tensor(i, "float32").dtype)
+    with pytest.raises(ValueError, match="dtype"):
+        mod.to_tensor(np.array(["a"]))
+    xs, ys, xq, yq = mod.as_task_tensors(sample_sinusoid_tasks(2, 3, rng=0))
+    assert tuple(xs.shape) == (2, 3, 1) and tuple(yq.shape)[0] == 2
+
+
+def test_num_threads_restores_and_validates():
+    before = torch.get_num_threads()
+    with cpt.num_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    for mod in (cpt, ctf):
+        with pytest.raises(ValueError, match="num_threads"):
+            with mod.num_threads(0):
+                pass

@@ -268,7 +268,7 @@ def test_meta_train_validates(mlp):
         cf.meta_train("reptile", mlp, sample, n_iterations=5, epsilon_start=2.0)
     with pytest.raises(ValueError, match="num_threads"):
         ct.meta_train("maml", mlp, sample, n_iterations=5, num_threads=0)
-    with pytest.raises(ValueError, match="options"):
+    with pytest.raises(ValueError, match="option"):
         ct.meta_train("maml", mlp, sample, n_iterations=5, reptile_steps=3)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 CHAPTERS = [p for p in NOTEBOOKS if not p.name.startswith("00")]
 TEMPLATE = ["setup", "1. concepts", "2. formulas", "3. pytorch code", "4. tensorflow code",
