@@ -12,6 +12,7 @@ import numpy as np
 
 from course_utils.grading import close, report
 from course_utils.tasks import AMPLITUDE_RANGE, PHASE_RANGE, EpisodeSampler, sample_sinusoid_tasks
+from course_utils.validation import check_bool, check_float, check_int, check_interval, check_positive_int
 
 __all__ = [
     "episode_mosaic",
@@ -31,13 +32,13 @@ def episode_mosaic(episode, *, max_query: int = 5, gap: int = 4) -> np.ndarray:
     Args:
         episode: a :class:`course_utils.tasks.Episode` with images (n, H, W).
         max_query: at most this many query images per class are placed (>= 0).
-        gap: pixels between images; the support/query boundary gets three gaps.
+        gap: pixels between images (>= 0); the support/query boundary gets three gaps.
 
     Returns:
         float32 array (rows, cols) in [0, 1] (ink = 1), NaN-free; paper and gaps are 0.
     """
-    if max_query < 0:
-        raise ValueError(f"max_query must be >= 0, got {max_query}")
+    max_query = check_int(max_query, "max_query", 0)
+    gap = check_int(gap, "gap", 0)
     y_s, y_q = np.asarray(episode.y_support), np.asarray(episode.y_query)
     xs, xq = np.asarray(episode.x_support), np.asarray(episode.x_query)
     n_way = int(y_s.max()) + 1
@@ -79,6 +80,9 @@ def draw_episode(images: np.ndarray, n_way: int = 5, k_shot: int = 1, n_query: i
         ``disjoint`` (True when no query image equals a support image of its class, pixel for
         pixel; Omniglot's one duplicated drawing, Braille character01, could make it False).
     """
+    seed = check_int(seed, "seed", 0)
+    show = check_bool(show, "show")
+    max_query_shown = check_int(max_query_shown, "max_query_shown", 0)
     sampler = EpisodeSampler(images, n_way=n_way, k_shot=k_shot, n_query=n_query)
     ep = sampler.sample(np.random.default_rng(seed))
     flat_s = ep.x_support.reshape(len(ep.x_support), -1)
@@ -125,14 +129,20 @@ def episode_explorer(images: np.ndarray, *, n_way: int = 5, k_shot: int = 1, n_q
 
     Returns ``ipywidgets.interactive`` (``.result`` is :func:`draw_episode`'s dict).
     K and Q both go up to 10, so K + Q never exceeds Omniglot's 20 drawings per character.
+    The starting values must lie on the sliders: ``2 <= n_way <= max_way``, ``k_shot`` and
+    ``n_query`` in [1, n_per_class // 2], ``seed`` in [0, 99].
     """
     from course_utils.widgets import int_slider, make_interactive
 
     images = np.asarray(images)
     if images.ndim != 4:
         raise ValueError(f"images must be (n_classes, n_per_class, H, W), got shape {images.shape}")
-    max_way = int(min(max_way, images.shape[0]))
+    max_way = min(check_int(max_way, "max_way", 2), images.shape[0])
     half = images.shape[1] // 2
+    n_way = check_int(n_way, "n_way", 2, max_way)
+    k_shot = check_int(k_shot, "k_shot", 1, half)
+    n_query = check_int(n_query, "n_query", 1, half)
+    seed = check_int(seed, "seed", 0, 99)
     return make_interactive(
         lambda n_way, k_shot, n_query, seed: draw_episode(images, n_way, k_shot, n_query, seed),
         n_way=int_slider("N (ways)", value=n_way, min=2, max=max_way),
@@ -155,12 +165,14 @@ def family_fit(x_support: np.ndarray, y_support: np.ndarray, *, n_grid: int = 20
     Args:
         x_support, y_support: (k,) or (k, 1) arrays of one task.
         n_grid: phase grid points (>= 2).
+        amplitude_range, phase_range: the family's (low, high) ranges, low <= high.
 
     Returns:
         ``(amplitude, phase)`` as floats.
     """
-    if isinstance(n_grid, bool) or not isinstance(n_grid, (int, np.integer)) or n_grid < 2:
-        raise ValueError(f"n_grid must be an integer >= 2, got {n_grid!r}")
+    n_grid = check_int(n_grid, "n_grid", 2)
+    amplitude_range = check_interval(amplitude_range, "amplitude_range")
+    phase_range = check_interval(phase_range, "phase_range")
     x = np.asarray(x_support, dtype=np.float64).ravel()
     y = np.asarray(y_support, dtype=np.float64).ravel()
     if x.shape != y.shape or x.size == 0:
@@ -189,7 +201,8 @@ def check_episode_counts(fn: Callable | None) -> bool:
     expected = [(n * k, n * q) for n, k, q in cases]
     for case, g, e in zip(cases, got, expected):
         if g != e:
-            hint = "Support and query are counted per class: multiply by N." if g in [(c[1], c[2]) for c in cases] else ""
+            per_class = g in [(c[1], c[2]) for c in cases]
+            hint = "Support and query are counted per class: multiply by N." if per_class else ""
             return report(False, name, f"for (N, K, Q) = {case} expected {e}, got {g}. {hint}")
     return report(True, name)
 
@@ -208,6 +221,7 @@ def check_mean_task_function(fn: Callable | None, *, atol: float = 0.05) -> bool
     The exact answer is -(2/π)·E[A]·cos x with E[A] = 2.55; a Monte-Carlo average over
     10,000+ tasks passes (tolerance ``atol``).
     """
+    atol = check_float(atol, "atol", 0.0, low_open=True)
     name = "mean task function"
     if fn is None:
         return report(False, name, "Define mean_task(x) returning the average curve over many tasks.")
@@ -234,6 +248,8 @@ def check_recover_task(fn: Callable | None, *, k_shot: int = 3, atol: float = 1e
     Tested on 20 random tasks with ``k_shot`` points each; amplitude and phase must match
     to ``atol`` (the family is linear in (A cos φ, A sin φ), so least squares recovers it exactly).
     """
+    k_shot = check_positive_int(k_shot, "k_shot")
+    atol = check_float(atol, "atol", 0.0, low_open=True)
     name = "recover a task"
     if fn is None:
         return report(False, name, "Define recover(x_support, y_support) returning (amplitude, phase).")

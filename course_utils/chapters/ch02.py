@@ -15,13 +15,13 @@ from typing import Callable
 import numpy as np
 
 from course_utils.grading import report
+from course_utils.validation import check_bool, check_callable, check_float, check_int
 
 __all__ = [
     "linear_meta_gradient",
     "mlp_loss_and_grad",
     "maml_loss_numpy",
     "directional_derivative",
-    "max_abs_diff",
     "RETRACE_CALLS",
     "check_hvp",
     "check_scalar_meta_gradient",
@@ -36,13 +36,6 @@ def _tasks(x_support, y_support, x_query, y_query):
         raise ValueError("x_support, y_support, x_query, y_query must be (tasks, points, features) "
                          f"with the same number of tasks, got shapes {[a.shape for a in arrays]}")
     return arrays
-
-
-def max_abs_diff(a: dict, b: dict) -> float:
-    """Largest absolute difference between two parameter dicts with the same keys."""
-    if set(a) != set(b):
-        raise ValueError(f"a and b must have the same keys, got {sorted(a)} and {sorted(b)}")
-    return float(max(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64))) for k in a))
 
 
 # --------------------------------------------------------------------------- linear model, exact
@@ -66,8 +59,8 @@ def linear_meta_gradient(params: dict, x_support, y_support, x_query, y_query, *
     """
     if set(params) != {"w0", "b0"}:
         raise ValueError(f"params must be a linear model {{'w0', 'b0'}}, got keys {sorted(params)}")
-    if not inner_lr >= 0:
-        raise ValueError(f"inner_lr must be >= 0, got {inner_lr}")
+    inner_lr = check_float(inner_lr, "inner_lr", 0.0)
+    first_order = check_bool(first_order, "first_order")
     xs, ys, xq, yq = _tasks(x_support, y_support, x_query, y_query)
     w = np.vstack([np.asarray(params["w0"], np.float64), np.asarray(params["b0"], np.float64)[None]])
     aug = lambda x: np.concatenate([x, np.ones(x.shape[:-1] + (1,))], axis=-1)  # noqa: E731
@@ -128,10 +121,11 @@ def maml_loss_numpy(params: dict, x_support, y_support, x_query, y_query, *,
                     inner_lr: float = 0.01, steps: int = 1) -> float:
     """The MAML objective mean_T L_q(U_T(θ)) with ``steps`` SGD steps, in float64.
 
-    Shapes as in :func:`course_utils.torch.maml_meta_gradient` (tasks leading).
+    Shapes as in :func:`course_utils.torch.maml_meta_gradient` (tasks leading); ``inner_lr`` >= 0,
+    ``steps`` >= 0.
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    inner_lr = check_float(inner_lr, "inner_lr", 0.0)
+    steps = check_int(steps, "steps", 0)
     xs, ys, xq, yq = _tasks(x_support, y_support, x_query, y_query)
     losses = []
     for t in range(xs.shape[0]):
@@ -145,9 +139,14 @@ def maml_loss_numpy(params: dict, x_support, y_support, x_query, y_query, *,
 
 def directional_derivative(fn: Callable[[dict], float], params: dict, direction: dict, *,
                            eps: float = 1e-5) -> float:
-    """Central finite difference (fn(θ + εv) - fn(θ - εv)) / 2ε of a float64 function of a dict."""
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps}")
+    """Central finite difference (fn(θ + εv) - fn(θ - εv)) / 2ε of a float64 function of a dict.
+
+    ``direction`` has the keys of ``params``; ``eps`` is finite and > 0.
+    """
+    check_callable(fn, "fn")
+    eps = check_float(eps, "eps", 0.0, low_open=True)
+    if set(direction) != set(params):
+        raise ValueError(f"direction must have the keys of params {sorted(params)}, got {sorted(direction)}")
     plus = {k: np.asarray(params[k], np.float64) + eps * np.asarray(direction[k], np.float64) for k in params}
     minus = {k: np.asarray(params[k], np.float64) - eps * np.asarray(direction[k], np.float64) for k in params}
     return (fn(plus) - fn(minus)) / (2 * eps)

@@ -1,7 +1,9 @@
 """Chapter 3 (transfer learning, min_θ Σ L + λR(θ)): slider callback, sweep plot, checkers.
 
 The maths runs in :mod:`course_utils.torch.objectives` (PyTorch is imported when a callback
-first runs); this module is the framework-free glue the notebook and the tests share.
+first runs); this module is the framework-free glue the notebook and the tests share. The sweep
+helpers it shares with chapter 5 (:data:`X_PLOT`, :func:`best_lambdas`, ...) live in
+:mod:`course_utils.sweeps`.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import numpy as np
 from course_utils.grading import close, report
 from course_utils.nets import mlp_forward_numpy
 from course_utils.plots import new_figure, show_figure
+from course_utils.sweeps import X_PLOT, best_lambdas, param_distance, unstack
+from course_utils.validation import check_bool, check_float, check_int, check_lr
 
 __all__ = [
     "REGULARISERS",
@@ -27,16 +31,6 @@ __all__ = [
 ]
 
 REGULARISERS = {"l2": "weight decay ‖θ‖²", "l2sp": "L2-SP ‖θ − θ₀‖²"}
-X_PLOT = np.linspace(-5, 5, 200, dtype=np.float32)
-
-
-def _param_distance(stacked: dict, params: dict) -> float:
-    return float(np.sqrt(sum(np.sum((stacked[k][0].reshape(-1) - params[k].reshape(-1)) ** 2)
-                             for k in params)))
-
-
-def _unstack(stacked: dict, i: int = 0) -> dict:
-    return {k: (v[i].reshape(-1) if k.startswith("b") else v[i]) for k, v in stacked.items()}
 
 
 def transfer_view(lam: float, k_shot: int, *, params: dict, task, steps: int = 100,
@@ -52,7 +46,7 @@ def transfer_view(lam: float, k_shot: int, *, params: dict, task, steps: int = 1
         k_shot: support points used, 1 ≤ K ≤ the task's support size.
         params: pretrained NumPy weights θ₀.
         task: a one-task :class:`course_utils.tasks.SinusoidTasks`.
-        steps, lr: the fine-tuning schedule.
+        steps, lr: the fine-tuning schedule (steps >= 0, lr finite and > 0).
         draw: draw and display the figure.
 
     Returns:
@@ -62,24 +56,23 @@ def transfer_view(lam: float, k_shot: int, *, params: dict, task, steps: int = 1
     """
     from course_utils.torch.objectives import finetune
 
-    lam = float(lam)
-    if not np.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam must be finite and >= 0, got {lam!r}")
-    k_max = task.x_support.shape[1]
-    if isinstance(k_shot, bool) or not isinstance(k_shot, (int, np.integer)) or not 1 <= k_shot <= k_max:
-        raise ValueError(f"k_shot must be an integer in [1, {k_max}], got {k_shot!r}")
+    lam = check_float(lam, "lam", 0.0)
+    k_shot = check_int(k_shot, "k_shot", 1, task.x_support.shape[1])
+    steps = check_int(steps, "steps", 0)
+    lr = check_lr(lr, "lr")
+    draw = check_bool(draw, "draw")
     xs, ys = task.x_support[:1, :k_shot], task.y_support[:1, :k_shot]
     y_true = task.true_function(X_PLOT)[0]
     out = {"lam": lam, "k_shot": int(k_shot)}
     curves = {"true function": y_true, "pretrained θ₀": mlp_forward_numpy(params, X_PLOT[:, None])[:, 0]}
     for name, label in REGULARISERS.items():
         fitted = finetune(params, xs, ys, lam, penalty=name, steps=steps, lr=lr)
-        theta = _unstack(fitted)
+        theta = unstack(fitted)
         pred = mlp_forward_numpy(theta, X_PLOT[:, None])[:, 0]
         train = mlp_forward_numpy(theta, xs[0])
         out[name] = {"train_mse": float(np.mean((train - ys[0]) ** 2)),
                      "test_mse": float(np.mean((pred - y_true) ** 2)),
-                     "dist": _param_distance(fitted, params)}
+                     "dist": param_distance(fitted, params)}
         curves[f"{label}"] = pred
     lam_txt = "0" if lam == 0 else f"{lam:.3g}"
     print(f"λ = {lam_txt}, K = {k_shot}:  " + "  |  ".join(
@@ -104,11 +97,17 @@ def transfer_explorer(params: dict, task, *, k_max: int | None = None, lam: floa
     """Sliders for λ (log scale, 0 reachable, 10⁻³…10²) and K wired to :func:`transfer_view`.
 
     The λ slider carries the CSS class ``l2l-lambda``, the widget ``l2l-explorer`` and its output
-    area ``l2l-readout`` (the browser test finds them by these names).
+    area ``l2l-readout`` (the browser test finds them by these names). ``k_max`` (default: the
+    task's support size) bounds the K slider; ``lam`` >= 0 and ``1 <= k_shot <= k_max`` start them.
     """
     from course_utils.widgets import int_slider, lambda_slider, make_interactive
 
-    k_max = task.x_support.shape[1] if k_max is None else int(k_max)
+    n_support = task.x_support.shape[1]
+    k_max = n_support if k_max is None else check_int(k_max, "k_max", 1, n_support)
+    lam = check_float(lam, "lam", 0.0)
+    k_shot = check_int(k_shot, "k_shot", 1, k_max)
+    steps = check_int(steps, "steps", 0)
+    lr = check_lr(lr, "lr")
     lam_w = lambda_slider("λ (regulariser weight)", value=lam, min_exp=-3, max_exp=2, per_decade=4)
     lam_w.add_class("l2l-lambda")
     lam_w.layout.width = "560px"  # a long track: one notch per quarter decade is easy to hit
@@ -122,12 +121,6 @@ def transfer_explorer(params: dict, task, *, k_max: int | None = None, lam: floa
     w.add_class("l2l-explorer")
     w.out.add_class("l2l-readout")
     return w
-
-
-def best_lambdas(sweep: dict) -> dict:
-    """The λ with the lowest mean test MSE, per penalty and K: ``{penalty: (nK,)}``."""
-    lambdas = np.asarray(sweep["lambdas"])
-    return {p: lambdas[np.nanargmin(np.asarray(v), axis=1)] for p, v in sweep["test_mse"].items()}
 
 
 def plot_sweep(sweep: dict, *, ax=None, labels: dict | None = None, title: str = "λ sweep"):

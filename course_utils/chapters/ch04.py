@@ -18,6 +18,8 @@ import numpy as np
 
 from course_utils.grading import close, report
 from course_utils.tasks import GaussianTask, GaussianTaskFamily
+from course_utils.validation import (check_bool, check_float, check_int, check_lr, check_nonnegative,
+                                     check_positive_int, check_temperature)
 from course_utils.widgets import float_slider, int_slider, lambda_slider, make_interactive
 
 __all__ = [
@@ -46,14 +48,13 @@ __all__ = [
 READOUT_CLASS = "l2l-readout"
 
 
-def _check_lam(lam) -> float:
-    try:
-        lam = float(lam)
-    except (TypeError, ValueError):
-        raise ValueError(f"lam must be a number >= 0, got {lam!r}") from None
-    if not np.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam must be finite and >= 0, got {lam!r}")
-    return lam
+def _check_lams(lams, name: str = "lams") -> np.ndarray:
+    """One λ or a 1-D array of them, every entry finite and >= 0, as float64 (L,)."""
+    lams = np.atleast_1d(np.asarray(lams, dtype=np.float64))
+    if lams.ndim != 1:
+        raise ValueError(f"{name} must be a number or a 1-D array of λ values, got shape {lams.shape}")
+    check_nonnegative(lams, name)
+    return lams
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -82,7 +83,7 @@ def kl_objective_numpy(w: np.ndarray, b: np.ndarray, x_labelled, y_labelled, x_u
     Shapes: ``w`` (d, C), ``b`` (C,), ``x_labelled`` (n, d), ``y_labelled`` (n,),
     ``x_unlabelled`` (m, d), ``p_star`` (m, C). Returns ``(J, grad_w, grad_b)`` in float64.
     """
-    lam = _check_lam(lam)
+    lam = check_float(lam, "lam", 0.0)
     w, b = np.asarray(w, np.float64), np.asarray(b, np.float64)
     xl, xu = np.asarray(x_labelled, np.float64), np.asarray(x_unlabelled, np.float64)
     ps = np.asarray(p_star, np.float64)
@@ -109,15 +110,14 @@ def fit_softmax_kl(x_labelled, y_labelled, x_unlabelled, p_star, lams, *, steps:
         lams: one λ or an array (L,) of λ >= 0.
         steps: gradient steps (>= 0). A fixed budget: with λ = 0 and separable points the
             cross-entropy has no minimiser, so the number of steps acts as a regulariser.
+        lr: the base step size (finite, > 0).
 
     Returns:
         ``(w, b)`` of shapes (..., L, d, C) and (..., L, C), float64.
     """
-    lams = np.atleast_1d(np.asarray(lams, dtype=np.float64))
-    if lams.ndim != 1 or not np.all(np.isfinite(lams)) or np.any(lams < 0):
-        raise ValueError(f"lams must be finite and >= 0, got {lams!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    lams = _check_lams(lams)
+    steps = check_int(steps, "steps", 0)
+    lr = check_lr(lr, "lr")
     xl = np.asarray(x_labelled, np.float64)[..., None, :, :]      # (..., 1, n, d)
     xu = np.asarray(x_unlabelled, np.float64)[..., None, :, :]    # (..., 1, m, d)
     ps = np.asarray(p_star, np.float64)[..., None, :, :]          # (..., 1, m, C)
@@ -162,9 +162,8 @@ class GaussianDemo:
 
 
 def shifted_teacher(task: GaussianTask, angle: float) -> GaussianTask:
-    """A wrong p*: the task with its class means rotated by ``angle`` radians about their centre."""
-    if not np.isfinite(angle):
-        raise ValueError(f"angle must be finite, got {angle!r}")
+    """A wrong p*: the task with its class means rotated by ``angle`` radians (finite) about their centre."""
+    angle = check_float(angle, "angle")
     centre = task.means.mean(0)
     c, s = np.cos(angle), np.sin(angle)
     rot = np.array([[c, -s], [s, c]])
@@ -180,8 +179,12 @@ def make_gaussian_demo(k_shot: int = 2, *, seed: int = 0, n_classes: int = 3, n_
         k_shot: labelled points per class (1..50). seed: picks the task and the points.
         n_classes: 2..10. n_unlabelled, n_test: >= 1. teacher_angle: rotate p*'s means (0 = exact p*).
     """
-    if isinstance(k_shot, bool) or not isinstance(k_shot, (int, np.integer)) or not 1 <= k_shot <= 50:
-        raise ValueError(f"k_shot must be an integer in [1, 50], got {k_shot!r}")
+    k_shot = check_int(k_shot, "k_shot", 1, 50)
+    seed = check_int(seed, "seed", 0)
+    n_classes = check_int(n_classes, "n_classes", 2, 10)
+    n_unlabelled = check_positive_int(n_unlabelled, "n_unlabelled")
+    n_test = check_positive_int(n_test, "n_test")
+    teacher_angle = check_float(teacher_angle, "teacher_angle")
     family = GaussianTaskFamily(n_classes, radius=1.5, sigma=1.0)
     task = family.sample_task(np.random.default_rng([seed, 0]))
     x_l, y_l = task.sample_per_class(int(k_shot), np.random.default_rng([seed, 1, int(k_shot)]))
@@ -212,8 +215,12 @@ def gaussian_view(lam: float = 0.0, k_shot: int = 2, *, seed: int = 0, teacher_a
     Returns a dict: ``lam``, ``k_shot``, ``accuracy`` (test), ``bayes_accuracy``,
     ``agreement_with_bayes``, ``kl_to_true_posterior`` (test mean, nats), ``ece``,
     ``objective`` (final J), ``readout`` (the printed line), ``w`` (2, C), ``b`` (C,).
+    ``lam`` >= 0, ``k_shot`` in [1, 50], ``steps`` >= 0.
     """
-    lam = _check_lam(lam)
+    lam = check_float(lam, "lam", 0.0)
+    k_shot = check_int(k_shot, "k_shot", 1, 50)
+    steps = check_int(steps, "steps", 0)
+    draw = check_bool(draw, "draw")
     demo = make_gaussian_demo(int(k_shot), seed=seed, teacher_angle=float(teacher_angle))
     w, b = fit_softmax_kl(demo.x_labelled, demo.y_labelled, demo.x_unlabelled, demo.p_star, [lam],
                           steps=steps)
@@ -258,8 +265,12 @@ def gaussian_widget(*, seed: int = 0, k_shot: int = 2, lam: float = 0.0):
     """λ slider (log scale, 0 reachable, up to 100) and K slider over :func:`gaussian_view`.
 
     The interactive's output area (printed readout + figure) carries the CSS class
-    ``l2l-readout``; ``w.result`` is the callback's dict.
+    ``l2l-readout``; ``w.result`` is the callback's dict. ``k_shot`` starts in [1, 10], ``lam`` >= 0.
     """
+    seed = check_int(seed, "seed", 0)
+    k_shot = check_int(k_shot, "k_shot", 1, 10)
+    lam = check_float(lam, "lam", 0.0)
+
     def decision_regions(lam, k_shot):
         return gaussian_view(lam, k_shot, seed=seed)
 
@@ -276,7 +287,10 @@ def gaussian_sweep(lams, *, k_shot: int = 2, n_tasks: int = 20, teacher_angle: f
 
     Returns ``{"lams", "accuracy", "kl", "ece", "bayes_accuracy"}``: arrays (L,) and a float.
     """
-    lams = np.asarray(lams, dtype=np.float64)
+    lams = _check_lams(lams)
+    k_shot = check_int(k_shot, "k_shot", 1, 50)
+    n_tasks = check_positive_int(n_tasks, "n_tasks")
+    seed = check_int(seed, "seed", 0)
     demos = [make_gaussian_demo(k_shot, seed=seed + t, teacher_angle=teacher_angle) for t in range(n_tasks)]
     stack = lambda f: np.stack([f(d) for d in demos])  # noqa: E731
     w, b = fit_softmax_kl(stack(lambda d: d.x_labelled), stack(lambda d: d.y_labelled),
@@ -298,8 +312,7 @@ def expected_calibration_error(probs, labels, *, n_bins: int = 10) -> float:
     labels = np.asarray(labels)
     if probs.ndim != 2 or labels.shape != probs.shape[:1]:
         raise ValueError(f"probs must be (n, C) and labels (n,), got {probs.shape} and {labels.shape}")
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
+    n_bins = check_positive_int(n_bins, "n_bins")
     conf = probs.max(1)
     correct = probs.argmax(1) == labels
     bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
@@ -338,7 +351,8 @@ class LwFSetup:
 
 
 def lwf_student(setup: LwFSetup, copies: int) -> dict:
-    """Teacher weights (the frozen first layer shared) plus a zero new head, ``copies`` times."""
+    """Teacher weights (the frozen first layer shared) plus a zero new head, ``copies`` (>= 1) times."""
+    copies = check_positive_int(copies, "copies")
     h1 = setup.teacher["w1"].shape[1]
     params = {k: (v if k in ("w0", "b0") else np.repeat(v[None], copies, 0)) for k, v in setup.teacher.items()}
     params["w_new"] = np.zeros((copies, h1, setup.n_way), np.float32)
@@ -356,24 +370,24 @@ def lwf_evaluate(setup: LwFSetup, lams, *, temperature: float = 2.0) -> dict:
     import torch
 
     from course_utils.torch import distill as td
+    from course_utils.torch.core import from_numpy, to_tensor
 
-    lams = np.atleast_1d(np.asarray(lams, dtype=np.float32))
-    if not np.all(np.isfinite(lams)) or np.any(lams < 0):
-        raise ValueError(f"lams must be finite and >= 0, got {lams!r}")
+    lams = _check_lams(lams).astype(np.float32)
+    check_temperature(temperature)
     e, L = setup.x_support.shape[0], lams.size
     tile = lambda a: np.repeat(a[None], L, 0).reshape((L * e,) + a.shape[1:])  # noqa: E731
     params, _ = td.lwf_finetune(lwf_student(setup, L * e), tile(setup.x_support), tile(setup.y_support),
                                 lam=np.repeat(lams, e), temperature=temperature, steps=setup.steps,
                                 lr=setup.lr)
-    theta = td.from_numpy(params, requires_grad=False)
-    x_old = torch.as_tensor(np.array(setup.x_old, dtype=np.float32))
+    theta = from_numpy(params, requires_grad=False)
+    x_old = to_tensor(setup.x_old, "float32")
     old_correct = []
     with torch.no_grad():
-        _, new = td.lwf_forward(theta, torch.as_tensor(tile(setup.x_query)))
+        _, new = td.lwf_forward(theta, to_tensor(tile(setup.x_query), "float32"))
         for start in range(0, L * e, 8):  # old-task logits are (copies, m, C_old): chunk to bound memory
             chunk = {k: (v if k in ("w0", "b0") else v[start:start + 8]) for k, v in theta.items()}
             old_correct.append((td.lwf_forward(chunk, x_old)[0].argmax(-1).numpy() == setup.y_old).mean(-1))
-        t_old, _ = td.lwf_forward(td.from_numpy(setup.teacher, requires_grad=False), x_old)
+        t_old, _ = td.lwf_forward(from_numpy(setup.teacher, requires_grad=False), x_old)
     probs = torch.softmax(new, -1).numpy().reshape(L, -1, setup.n_way)
     labels = setup.y_query.reshape(-1)
     old_acc = np.concatenate(old_correct).reshape(L, e).mean(1)
@@ -401,9 +415,11 @@ def lwf_view(lam: float = 1.0, temperature: float = 2.0, *, setup: LwFSetup, dra
     """One LwF run at (λ, T) on every episode of ``setup``: readout, bars and a reliability diagram.
 
     Returns a dict with ``lam``, ``temperature``, ``new_accuracy``, ``old_accuracy``,
-    ``teacher_old_accuracy``, ``ece``, ``confidence`` (floats) and ``readout``.
+    ``teacher_old_accuracy``, ``ece``, ``confidence`` (floats) and ``readout``. ``lam`` >= 0, T > 0.
     """
-    lam = _check_lam(lam)
+    lam = check_float(lam, "lam", 0.0)
+    temperature = check_float(temperature, "temperature", 0.0, low_open=True)
+    draw = check_bool(draw, "draw")
     r = lwf_evaluate(setup, [lam], temperature=float(temperature))
     out = {k: float(r[k][0]) for k in ("new_accuracy", "old_accuracy", "ece", "confidence")}
     out.update(lam=lam, temperature=float(temperature), teacher_old_accuracy=r["teacher_old_accuracy"])
@@ -427,7 +443,13 @@ def lwf_view(lam: float = 1.0, temperature: float = 2.0, *, setup: LwFSetup, dra
 
 
 def lwf_widget(setup: LwFSetup, *, lam: float = 1.0, temperature: float = 2.0):
-    """λ and temperature sliders over :func:`lwf_view`; output area has CSS class ``l2l-readout``."""
+    """λ and temperature sliders over :func:`lwf_view`; output area has CSS class ``l2l-readout``.
+
+    Starting values: ``lam`` >= 0 and ``temperature`` > 0.
+    """
+    lam = check_float(lam, "lam", 0.0)
+    temperature = check_float(temperature, "temperature", 0.0, low_open=True)
+
     def lwf_regions(lam, temperature):
         return lwf_view(lam, temperature, setup=setup)
 
@@ -507,6 +529,7 @@ def check_large_lambda_limit(answer) -> bool:
     """Exercise 4: as λ → ∞ with exact p* (and p* representable), the fitted boundary tends to …?"""
     name = "the λ → ∞ limit"
     if answer is None:
-        return report(False, name, "Answer 'a', 'b' or 'c': " + "; ".join(f"{k}) {v}" for k, v in _LIMIT_CHOICES.items()))
+        choices = "; ".join(f"{k}) {v}" for k, v in _LIMIT_CHOICES.items())
+        return report(False, name, f"Answer 'a', 'b' or 'c': {choices}")
     ok = isinstance(answer, str) and answer.strip().lower() == "b"
     return report(ok, name, "What minimises λ·KL(p* ‖ p_θ) when λ dominates, and can softmax regression reach it?")

@@ -2,7 +2,8 @@
 
 f* is a prior function learned from many tasks (the pretrained model's prediction); D is the
 mean squared distance between functions on a grid, and the parameter-space cousin is iMAML's
-proximal term λ/2‖φ − θ‖². The maths runs in :mod:`course_utils.torch.objectives`.
+proximal term λ/2‖φ − θ‖². The maths runs in :mod:`course_utils.torch.objectives`; the sweep
+helpers shared with chapter 3 come from :mod:`course_utils.sweeps` (no chapter imports another).
 """
 from __future__ import annotations
 
@@ -10,17 +11,17 @@ from typing import Callable
 
 import numpy as np
 
-from course_utils.chapters.ch03 import (X_PLOT, _param_distance, _unstack, best_lambdas, new_figure,
-                                        show_figure)
 from course_utils.grading import close, report
 from course_utils.nets import mlp_forward_numpy
+from course_utils.plots import new_figure, show_figure
+from course_utils.sweeps import X_PLOT, best_lambdas, param_distance, unstack
+from course_utils.validation import check_bool, check_choice, check_float, check_int, check_lr
 
 __all__ = [
     "PRIORS",
     "GRID",
     "meta_regression_view",
     "meta_regression_explorer",
-    "best_lambdas",
     "plot_best_lambda",
     "check_function_penalty_gradient",
     "check_function_metric",
@@ -37,6 +38,7 @@ def meta_regression_view(lam: float, k_shot: int, *, params: dict, task, best: d
 
     Draws the fits (left) and, when ``best``/``k_grid`` are given (from a sweep), the best λ
     against K with the current (K, λ) marked (right); prints a readout; returns the numbers.
+    ``lam`` >= 0, ``1 <= k_shot <=`` the task's support size, ``steps`` >= 0, ``lr`` finite > 0.
 
     Returns:
         ``{"lam", "k_shot", "function": {...}, "proximal": {...}}``, each with ``train_mse``,
@@ -45,12 +47,11 @@ def meta_regression_view(lam: float, k_shot: int, *, params: dict, task, best: d
     """
     from course_utils.torch.objectives import finetune
 
-    lam = float(lam)
-    if not np.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam must be finite and >= 0, got {lam!r}")
-    k_max = task.x_support.shape[1]
-    if isinstance(k_shot, bool) or not isinstance(k_shot, (int, np.integer)) or not 1 <= k_shot <= k_max:
-        raise ValueError(f"k_shot must be an integer in [1, {k_max}], got {k_shot!r}")
+    lam = check_float(lam, "lam", 0.0)
+    k_shot = check_int(k_shot, "k_shot", 1, task.x_support.shape[1])
+    steps = check_int(steps, "steps", 0)
+    lr = check_lr(lr, "lr")
+    draw = check_bool(draw, "draw")
     xs, ys = task.x_support[:1, :k_shot], task.y_support[:1, :k_shot]
     y_true = task.true_function(X_PLOT)[0]
     prior_grid = mlp_forward_numpy(params, GRID)
@@ -58,12 +59,12 @@ def meta_regression_view(lam: float, k_shot: int, *, params: dict, task, best: d
     curves = {"true function": y_true, "prior f*": mlp_forward_numpy(params, X_PLOT[:, None])[:, 0]}
     for name, label in PRIORS.items():
         fitted = finetune(params, xs, ys, lam, penalty=name, x_grid=GRID, steps=steps, lr=lr)
-        phi = _unstack(fitted)
+        phi = unstack(fitted)
         pred = mlp_forward_numpy(phi, X_PLOT[:, None])[:, 0]
         out[name] = {"train_mse": float(np.mean((mlp_forward_numpy(phi, xs[0]) - ys[0]) ** 2)),
                      "test_mse": float(np.mean((pred - y_true) ** 2)),
                      "d_prior": float(np.mean((mlp_forward_numpy(phi, GRID) - prior_grid) ** 2)),
-                     "dist": _param_distance(fitted, params)}
+                     "dist": param_distance(fitted, params)}
         curves[label] = pred
     lam_txt = "0" if lam == 0 else f"{lam:.3g}"
     print(f"λ = {lam_txt}, K = {k_shot}:  " + "  |  ".join(
@@ -94,6 +95,11 @@ def meta_regression_explorer(params: dict, task, *, best: dict | None = None, k_
     CSS classes: ``l2l-lambda`` (λ slider), ``l2l-explorer`` (widget), ``l2l-readout`` (output).
     """
     from course_utils.widgets import int_slider, lambda_slider, make_interactive
+
+    lam = check_float(lam, "lam", 0.0)
+    k_shot = check_int(k_shot, "k_shot", 1, task.x_support.shape[1])
+    steps = check_int(steps, "steps", 0)
+    lr = check_lr(lr, "lr")
 
     lam_w = lambda_slider("λ (prior weight)", value=lam, min_exp=-3, max_exp=2, per_decade=4)
     lam_w.add_class("l2l-lambda")
@@ -170,6 +176,7 @@ def check_function_metric(fn: Callable | None) -> bool:
 
 def check_sum_convention(answer, *, sweep: dict, penalty: str = "function") -> bool:
     """Exercise 3: the best λ per K in the article's Σ_i convention (λ_Σ = K·λ_mean)."""
+    check_choice(penalty, "penalty", tuple(sweep["test_mse"]))
     name = "best λ in the Σ convention"
     if answer is None:
         return report(False, name, "Pass an array with one λ_Σ per K in sweep['k_shots'].")

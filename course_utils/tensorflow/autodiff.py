@@ -16,9 +16,10 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils.validation import check_same_keys, check_task_batch  # noqa: E402
 from course_utils.nets import mlp_layer_count  # noqa: E402
-from course_utils.tensorflow.core import mlp_forward, mse_loss  # noqa: E402
+from course_utils.tensorflow.core import as_task_tensors, from_numpy, mlp_forward, mse_loss, to_tensor  # noqa: E402
+from course_utils.validation import (check_bool, check_callable, check_float, check_same_keys,  # noqa: E402
+                                     check_task_batch)
 
 __all__ = ["hessian_vector_product", "meta_gradient_by_hand", "list_optimizers", "mlp_module",
            "module_to_numpy"]
@@ -41,10 +42,11 @@ def hessian_vector_product(loss_fn: Callable[[dict], tf.Tensor], params: dict, v
     Returns:
         ``{name: tensor}`` with the shapes of ``params``.
     """
+    check_callable(loss_fn, "loss_fn")
     check_same_keys(params, vector)
     names = list(params)
-    theta = {k: tf.convert_to_tensor(params[k]) for k in names}
-    v = [tf.stop_gradient(tf.cast(tf.convert_to_tensor(vector[k]), theta[k].dtype)) for k in names]
+    theta = {k: tf.identity(to_tensor(params[k])) for k in names}  # values, not the caller's variables
+    v = [tf.stop_gradient(tf.cast(to_tensor(vector[k]), theta[k].dtype)) for k in names]
     xs = [theta[k] for k in names]
     with tf.GradientTape() as outer:
         outer.watch(xs)
@@ -75,9 +77,12 @@ def meta_gradient_by_hand(params: dict[str, np.ndarray], x_support, y_support, x
     Returns:
         ``(meta_loss, {name: gradient array})``.
     """
+    inner_lr = check_float(inner_lr, "inner_lr", 0.0)
+    check_callable(forward, "forward")
+    check_callable(loss_fn, "loss_fn")
     arrays = check_task_batch(inner_lr, x_support, y_support, x_query, y_query)
-    xs, ys, xq, yq = (tf.constant(a) for a in arrays)
-    theta = {k: tf.constant(np.asarray(v, dtype=np.float32)) for k, v in params.items()}
+    xs, ys, xq, yq = as_task_tensors(*arrays)
+    theta = from_numpy(params, requires_grad=False)
     names = list(theta)
     total = {k: tf.zeros_like(theta[k]) for k in names}
     losses = []
@@ -111,6 +116,7 @@ def list_optimizers(*, include_wrappers: bool = False) -> list[str]:
     Returns:
         Sorted class names, e.g. ``["Adadelta", "Adafactor", ..., "SGD"]``.
     """
+    include_wrappers = check_bool(include_wrappers, "include_wrappers")
     module = tf.keras.optimizers
     base = module.Optimizer
     names = set()

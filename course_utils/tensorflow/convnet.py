@@ -24,7 +24,6 @@ from course_utils.env import configure_tensorflow_env
 
 configure_tensorflow_env()
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from course_utils.nets import init_convnet  # noqa: E402,F401  (framework-free)

@@ -3,7 +3,8 @@
 Mirrors :mod:`course_utils.torch.distill` name for name (see its docstring for the maths):
 :func:`kl_divergence`, :func:`distillation_kl`, the 2-D softmax-regression objective
 :func:`kl_regularised_loss` with its gradient and fit, Learning without Forgetting
-(:func:`lwf_forward`, :func:`lwf_loss`, :func:`lwf_finetune`), Adam and the teacher's training.
+(:func:`lwf_forward`, :func:`lwf_loss`, :func:`lwf_finetune`) and the teacher's training (with the
+course's one Adam, :func:`course_utils.tensorflow.adam_step`).
 Gradients come from ``tf.GradientTape`` over explicit weight dicts; batched parameters (a leading
 axis B) broadcast through ``tf.matmul``.
 """
@@ -16,10 +17,10 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils.validation import (check_epochs_batch_size, check_nonnegative, check_steps,  # noqa: E402
-                                  check_temperature)
 from course_utils.seed import check_rng  # noqa: E402
-from course_utils.tensorflow.core import from_numpy  # noqa: E402
+from course_utils.tensorflow.core import adam_init, adam_step, from_numpy, to_tensor  # noqa: E402
+from course_utils.validation import (check_float, check_images_labels, check_int, check_lr,  # noqa: E402
+                                     check_names, check_nonnegative, check_positive_int, check_temperature)
 
 __all__ = [
     "kl_divergence",
@@ -31,21 +32,13 @@ __all__ = [
     "lwf_forward",
     "lwf_loss",
     "lwf_finetune",
-    "adam_init",
-    "adam_step",
     "train_classifier",
 ]
 
 
-def _t(a, dtype=tf.float32) -> tf.Tensor:
-    if isinstance(a, (tf.Tensor, tf.Variable)):
-        return a if a.dtype == dtype else tf.cast(a, dtype)
-    return tf.convert_to_tensor(np.asarray(a), dtype=dtype)
-
-
 def kl_divergence(p_star, logits) -> tf.Tensor:
     """Mean over rows of KL(p* ‖ softmax(logits)) in nats: (..., n, C) → (...)."""
-    p_star = _t(p_star)
+    p_star = to_tensor(p_star, "float32")
     log_q = tf.nn.log_softmax(logits, axis=-1)
     kl = tf.math.xlogy(p_star, p_star) - p_star * log_q
     return tf.reduce_mean(tf.reduce_sum(kl, axis=-1), axis=-1)
@@ -54,14 +47,14 @@ def kl_divergence(p_star, logits) -> tf.Tensor:
 def distillation_kl(teacher_logits, student_logits, *, temperature: float = 1.0) -> tf.Tensor:
     """Hinton et al.'s T²·KL(softmax(t/T) ‖ softmax(s/T)), mean over rows: (..., n, C) → (...)."""
     check_temperature(temperature)
-    p_teacher = tf.nn.softmax(_t(teacher_logits) / temperature, axis=-1)
+    p_teacher = tf.nn.softmax(to_tensor(teacher_logits, "float32") / temperature, axis=-1)
     return temperature**2 * kl_divergence(p_teacher, student_logits / temperature)
 
 
 # --------------------------------------------------------------------------- 2-D Gaussian part
 def softmax_regression_logits(params: dict, x) -> tf.Tensor:
     """Logits x W + b: x (n, d) → (n, C), ``params = {"w0": (d, C), "b0": (C,)}``."""
-    return tf.matmul(_t(x), params["w0"]) + params["b0"]
+    return tf.matmul(to_tensor(x, "float32"), params["w0"]) + params["b0"]
 
 
 def kl_regularised_loss(params: dict, x_labelled, y_labelled, x_unlabelled, p_star, *,
@@ -70,7 +63,7 @@ def kl_regularised_loss(params: dict, x_labelled, y_labelled, x_unlabelled, p_st
     check_nonnegative(lam, "lam")
     logits = softmax_regression_logits(params, x_labelled)
     ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=_t(y_labelled, tf.int64), logits=logits))
+        labels=to_tensor(y_labelled, "int64"), logits=logits))
     return ce + lam * kl_divergence(p_star, softmax_regression_logits(params, x_unlabelled))
 
 
@@ -87,8 +80,13 @@ def kl_regularised_gradient(params: dict[str, np.ndarray], x_labelled, y_labelle
 def fit_kl_regularised(params: dict[str, np.ndarray], x_labelled, y_labelled, x_unlabelled, p_star,
                        *, lam: float = 0.0, steps: int = 200, lr: float = 0.5
                        ) -> tuple[dict[str, np.ndarray], list[float]]:
-    """Full-batch gradient descent with step ``lr / (1 + λ)``; returns NumPy params and the losses."""
-    check_steps(steps)
+    """Full-batch gradient descent with step ``lr / (1 + λ)``; returns NumPy params and the losses.
+
+    Mirrors the PyTorch function: ``lam`` >= 0 (a number), ``steps`` >= 0, ``lr`` finite and > 0.
+    """
+    lam = check_float(lam, "lam", 0.0)
+    steps = check_int(steps, "steps", 0)
+    lr = check_lr(lr, "lr")
     theta = from_numpy(params)
     step = lr / (1.0 + lam)
     history = []
@@ -113,7 +111,7 @@ def lwf_forward(params: dict, x):
     Same layout and shapes as :func:`course_utils.torch.lwf_forward`; returns
     ``(old_logits, new_logits)`` (``new_logits`` is None for a params dict without ``w_new``).
     """
-    x = _t(x)
+    x = to_tensor(x)
     w0 = params["w0"]
     if len(x.shape) == 3 and len(w0.shape) == 2:  # batched images, shared first layer
         h = tf.einsum("bnd,dh->bnh", x, w0) + params["b0"]
@@ -131,30 +129,9 @@ def lwf_loss(params: dict, x_support, y_support, teacher_old_logits, *, lam=0.0,
     """Learning without Forgetting: CE(new head, y) + λ·T²·KL(teacher_old/T ‖ student_old/T), per copy."""
     check_nonnegative(lam, "lam")
     old, new = lwf_forward(params, x_support)
-    y = tf.one_hot(_t(y_support, tf.int64), depth=new.shape[-1], dtype=tf.float32)
+    y = tf.one_hot(to_tensor(y_support, "int64"), depth=new.shape[-1], dtype=tf.float32)
     ce = -tf.reduce_mean(tf.reduce_sum(y * tf.nn.log_softmax(new, axis=-1), axis=-1), axis=-1)
-    return ce + _t(lam) * distillation_kl(teacher_old_logits, old, temperature=temperature)
-
-
-def adam_init(params: dict) -> dict:
-    """Adam's state (step count and zero moments) for a parameter dict."""
-    return {"t": 0, "m": {k: tf.zeros_like(v) for k, v in params.items()},
-            "v": {k: tf.zeros_like(v) for k, v in params.items()}}
-
-
-def adam_step(params: dict, grads: dict, state: dict, *, lr: float = 1e-3, beta1: float = 0.9,
-              beta2: float = 0.999, eps: float = 1e-8) -> dict:
-    """One Adam update (Kingma & Ba 2015) of the ``tf.Variable`` s in ``params``; returns state."""
-    state["t"] += 1
-    t = state["t"]
-    for k, g in grads.items():
-        m = beta1 * state["m"][k] + (1 - beta1) * g
-        v = beta2 * state["v"][k] + (1 - beta2) * g * g
-        state["m"][k], state["v"][k] = m, v
-        m_hat = m / (1 - beta1**t)
-        v_hat = v / (1 - beta2**t)
-        params[k].assign_sub(lr * m_hat / (tf.sqrt(v_hat) + eps))
-    return state
+    return ce + to_tensor(lam, "float32") * distillation_kl(teacher_old_logits, old, temperature=temperature)
 
 
 def _per_copy(step, g):
@@ -165,19 +142,20 @@ def _per_copy(step, g):
 def lwf_finetune(params: dict[str, np.ndarray], x_support, y_support, *, lam=0.0,
                  temperature: float = 2.0, steps: int = 40, lr: float = 0.1,
                  frozen: tuple[str, ...] = ("w0", "b0")) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Fine-tune the student with the LwF objective (full-batch gradient descent); mirrors the PyTorch function."""
-    check_steps(steps)
+    """Fine-tune the student with the LwF objective (full-batch gradient descent); mirrors the PyTorch
+    function (same arguments, same checks)."""
+    steps = check_int(steps, "steps", 0)
     check_temperature(temperature)
-    unknown = set(frozen) - set(params)
-    if unknown:
-        raise ValueError(f"frozen must name weights of params, unknown: {sorted(unknown)}")
-    names = [k for k in params if k not in frozen]
-    theta = {k: (tf.constant(np.asarray(v, np.float32)) if k in frozen
-                 else tf.Variable(np.asarray(v, np.float32))) for k, v in params.items()}
-    x = _t(x_support)
-    teacher_old, _ = lwf_forward(theta, x)
+    lr = check_lr(lr, "lr")
     check_nonnegative(lam, "lam")
-    lam_t = _t(lam)
+    frozen = check_names(frozen, "frozen", params)
+    names = [k for k in params if k not in frozen]
+    theta = {**from_numpy({k: params[k] for k in frozen}, requires_grad=False),
+             **from_numpy({k: params[k] for k in names})}
+    theta = {k: theta[k] for k in params}  # the caller's key order
+    x = to_tensor(x_support)
+    teacher_old, _ = lwf_forward(theta, x)
+    lam_t = to_tensor(lam, "float32")
     step = lr / (1.0 + lam_t)  # a scalar or one step size per copy
     history = []
     for _ in range(steps):
@@ -194,10 +172,13 @@ def lwf_finetune(params: dict[str, np.ndarray], x_support, y_support, *, lam=0.0
 def train_classifier(params: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray, *,
                      epochs: int = 5, batch_size: int = 128, lr: float = 1e-3,
                      rng: np.random.Generator | int | None = 0) -> tuple[dict[str, np.ndarray], list[float]]:
-    """Train the teacher (features + old head) by minibatch Adam; mirrors the PyTorch function."""
-    check_epochs_batch_size(epochs, batch_size)
+    """Train the teacher (features + old head) by minibatch Adam; mirrors the PyTorch function
+    (the course's one Adam, same arguments and checks)."""
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    lr = check_lr(lr, "lr")
     rng = check_rng(rng)
-    flat = np.asarray(images).reshape(len(images), -1)
+    flat, labels = check_images_labels(images, labels)
     theta = from_numpy(params)
     state = adam_init(theta)
     names = list(theta)
@@ -207,8 +188,7 @@ def train_classifier(params: dict[str, np.ndarray], images: np.ndarray, labels: 
         losses = []
         for start in range(0, len(flat), batch_size):
             idx = order[start:start + batch_size]
-            xb = tf.convert_to_tensor(flat[idx], dtype=tf.float32) / 255.0
-            yb = tf.convert_to_tensor(np.asarray(labels)[idx], dtype=tf.int64)
+            xb, yb = to_tensor(flat[idx]), to_tensor(labels[idx], "int64")
             with tf.GradientTape() as tape:
                 loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
                     labels=yb, logits=lwf_forward(theta, xb)[0]))

@@ -240,7 +240,7 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
                        else (tf.zeros((1, 1)), tf.zeros((1, 1))))
     live = {k: tf.Variable(theta[k], trainable=False) for k in trainable}
     state = adam_init(live) if optimizer == "adam" else None
-    velocity = {k: tf.zeros_like(theta[k]) for k in trainable}
+    velocity = {k: tf.zeros_like(theta[k]) for k in trainable} if optimizer == "momentum" else {}
     history = []
     for _ in range(steps):
         current = {**theta, **{k: v.value() for k, v in live.items()}}

@@ -11,9 +11,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from course_utils.validation import check_same_keys, check_task_batch
 from course_utils.nets import mlp_layer_count
-from course_utils.torch.core import from_numpy, mlp_forward, mse_loss
+from course_utils.torch.core import as_task_tensors, from_numpy, mlp_forward, mse_loss, to_tensor
+from course_utils.validation import (check_bool, check_callable, check_float, check_instance, check_same_keys,
+                                     check_task_batch)
 
 __all__ = ["hessian_vector_product", "meta_gradient_by_hand", "list_optimizers", "mlp_module",
            "module_to_numpy"]
@@ -36,11 +37,11 @@ def hessian_vector_product(loss_fn: Callable[[Params], torch.Tensor], params: Pa
     Returns:
         ``{name: tensor}`` with the shapes of ``params`` (detached).
     """
+    check_callable(loss_fn, "loss_fn")
     check_same_keys(params, vector)
     names = list(params)
-    theta = {k: params[k].detach().clone().requires_grad_(True) for k in names}
-    v = [torch.as_tensor(np.asarray(vector[k]) if not isinstance(vector[k], torch.Tensor) else vector[k],
-                         dtype=theta[k].dtype).detach() for k in names]
+    theta = {k: to_tensor(params[k]).detach().clone().requires_grad_(True) for k in names}
+    v = [to_tensor(vector[k]).to(theta[k].dtype).detach() for k in names]
     loss = loss_fn(theta)
     grads = torch.autograd.grad(loss, [theta[k] for k in names], create_graph=True)
     dot = sum((g * vk).sum() for g, vk in zip(grads, v))
@@ -68,8 +69,10 @@ def meta_gradient_by_hand(params: dict[str, np.ndarray], x_support, y_support, x
         ``(meta_loss, {name: gradient array})``: mean query loss after the step, and the
         meta-gradient with the shapes of ``params``.
     """
-    arrays = check_task_batch(inner_lr, x_support, y_support, x_query, y_query)
-    xs, ys, xq, yq = (torch.from_numpy(a) for a in arrays)
+    inner_lr = check_float(inner_lr, "inner_lr", 0.0)
+    check_callable(forward, "forward")
+    check_callable(loss_fn, "loss_fn")
+    xs, ys, xq, yq = as_task_tensors(*check_task_batch(inner_lr, x_support, y_support, x_query, y_query))
     theta = from_numpy(params)
     names = list(theta)
     total = {k: torch.zeros_like(theta[k]) for k in names}
@@ -99,7 +102,7 @@ def list_optimizers(*, include_wrappers: bool = False) -> list[str]:
     Returns:
         Sorted class names, e.g. ``["ASGD", "Adadelta", ..., "SGD", "SparseAdam"]``.
     """
-    del include_wrappers
+    check_bool(include_wrappers, "include_wrappers")
     optim = torch.optim
     names = {name for name, obj in vars(optim).items()
              if not name.startswith("_") and inspect.isclass(obj)
@@ -125,8 +128,8 @@ def mlp_module(params: dict[str, np.ndarray]) -> torch.nn.Sequential:
         w = np.asarray(params[f"w{i}"], np.float32)
         lin = torch.nn.Linear(w.shape[0], w.shape[1])
         with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(w.T.copy()))
-            lin.bias.copy_(torch.from_numpy(np.asarray(params[f"b{i}"], np.float32)))
+            lin.weight.copy_(to_tensor(w.T))
+            lin.bias.copy_(to_tensor(params[f"b{i}"], "float32"))
         layers.append(lin)
         if i < n - 1:
             layers.append(torch.nn.ReLU())
@@ -138,6 +141,7 @@ def module_to_numpy(module: torch.nn.Module) -> dict[str, np.ndarray]:
 
     The inverse of :func:`mlp_module`; load the result into TensorFlow with ``from_numpy``.
     """
+    check_instance(module, "module", torch.nn.Module, "a torch.nn.Module containing torch.nn.Linear layers")
     linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
     if not linears:
         raise ValueError("module must contain at least one torch.nn.Linear layer")

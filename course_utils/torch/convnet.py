@@ -20,7 +20,6 @@ in PyTorch's order; TensorFlow transposes inside its forward pass):
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

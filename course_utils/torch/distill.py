@@ -8,7 +8,8 @@ The objective is ``L(θ) + λ·D(p_θ, p*)`` with D a Kullback-Leibler divergenc
 * :func:`lwf_forward` / :func:`lwf_loss` / :func:`lwf_finetune` - Learning without Forgetting
   (Li & Hoiem 2016): a student that shares the teacher's features learns a new head on a
   K-shot task while λ·T²·KL keeps its old-task predictions close to the teacher's.
-* :func:`train_classifier` - the teacher's ordinary minibatch training (Adam).
+* :func:`train_classifier` - the teacher's ordinary minibatch training (the course's one Adam,
+  :func:`course_utils.torch.adam_step`).
 
 Mirrors :mod:`course_utils.tensorflow.distill` name for name. Parameters are dicts in the layout
 of :mod:`course_utils.nets`; the LwF network uses ``w0, b0, w1, b1`` (shared features),
@@ -22,9 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_utils.validation import check_epochs_batch_size, check_nonnegative, check_steps, check_temperature
 from course_utils.seed import check_rng
-from course_utils.torch.core import from_numpy
+from course_utils.torch.core import adam_init, adam_step, from_numpy, to_tensor
+from course_utils.validation import (check_float, check_images_labels, check_int, check_lr, check_names,
+                                     check_nonnegative, check_positive_int, check_temperature)
 
 __all__ = [
     "kl_divergence",
@@ -36,17 +38,8 @@ __all__ = [
     "lwf_forward",
     "lwf_loss",
     "lwf_finetune",
-    "adam_init",
-    "adam_step",
     "train_classifier",
 ]
-
-
-def _t(a, dtype=torch.float32) -> torch.Tensor:
-    if isinstance(a, torch.Tensor):
-        return a
-    a = np.asarray(a)
-    return torch.as_tensor(a if a.flags.writeable else a.copy(), dtype=dtype)
 
 
 def kl_divergence(p_star: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -59,7 +52,7 @@ def kl_divergence(p_star: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     Returns:
         Shape ``(...)``: a scalar for unbatched input, (B,) for a batch of B.
     """
-    p_star = _t(p_star)
+    p_star = to_tensor(p_star, "float32")
     log_q = F.log_softmax(logits, dim=-1)
     kl = torch.special.xlogy(p_star, p_star) - p_star * log_q
     return kl.sum(-1).mean(-1)
@@ -73,7 +66,7 @@ def distillation_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, 
     the student logits is T·(softmax(s/T) − softmax(t/T))). Shapes: (..., n, C) → (...).
     """
     check_temperature(temperature)
-    p_teacher = F.softmax(_t(teacher_logits) / temperature, dim=-1)
+    p_teacher = F.softmax(to_tensor(teacher_logits, "float32") / temperature, dim=-1)
     return temperature**2 * kl_divergence(p_teacher, student_logits / temperature)
 
 
@@ -83,7 +76,7 @@ def softmax_regression_logits(params: dict, x: torch.Tensor) -> torch.Tensor:
 
     ``params = {"w0": (d, C), "b0": (C,)}`` (:func:`course_utils.nets.init_mlp` with sizes (d, C)).
     """
-    return _t(x) @ params["w0"] + params["b0"]
+    return to_tensor(x, "float32") @ params["w0"] + params["b0"]
 
 
 def kl_regularised_loss(params: dict, x_labelled, y_labelled, x_unlabelled, p_star, *,
@@ -94,7 +87,7 @@ def kl_regularised_loss(params: dict, x_labelled, y_labelled, x_unlabelled, p_st
     ``p_star`` (m, C). ``lam`` >= 0.
     """
     check_nonnegative(lam, "lam")
-    ce = F.cross_entropy(softmax_regression_logits(params, x_labelled), _t(y_labelled, torch.int64))
+    ce = F.cross_entropy(softmax_regression_logits(params, x_labelled), to_tensor(y_labelled, "int64"))
     return ce + lam * kl_divergence(p_star, softmax_regression_logits(params, x_unlabelled))
 
 
@@ -113,9 +106,12 @@ def fit_kl_regularised(params: dict[str, np.ndarray], x_labelled, y_labelled, x_
     """Full-batch gradient descent on :func:`kl_regularised_loss` with step ``lr / (1 + λ)``.
 
     The step shrinks with λ because the objective's curvature grows with λ; this changes the
-    path, not the minimiser. Returns the fitted NumPy params and the loss history (steps,).
+    path, not the minimiser. ``lam`` >= 0 (a number), ``steps`` >= 0, ``lr`` finite and > 0.
+    Returns the fitted NumPy params and the loss history (steps,).
     """
-    check_steps(steps)
+    lam = check_float(lam, "lam", 0.0)
+    steps = check_int(steps, "steps", 0)
+    lr = check_lr(lr, "lr")
     theta = from_numpy(params)
     step = lr / (1.0 + lam)
     history = []
@@ -140,13 +136,13 @@ def lwf_forward(params: dict, x) -> tuple[torch.Tensor, torch.Tensor]:
     Args:
         params: ``w0 (D, H0), b0, w1 (H0, H1), b1, w_old (H1, C_old), b_old, w_new (H1, N), b_new``,
             each optionally with a leading batch axis B.
-        x: images flattened to (n, D) or (B, n, D), float in [0, 1].
+        x: images flattened to (n, D) or (B, n, D), float in [0, 1] (or uint8, ink = 255).
 
     Returns:
         ``(old_logits, new_logits)``: (…, n, C_old) and (…, n, N). A params dict without
         ``w_new`` (the teacher) returns ``new_logits = None``.
     """
-    h = torch.relu(_linear(_t(x), params["w0"], params["b0"]))
+    h = torch.relu(_linear(to_tensor(x), params["w0"], params["b0"]))
     h = torch.relu(_linear(h, params["w1"], params["b1"]))
     old = _linear(h, params["w_old"], params["b_old"])
     new = _linear(h, params["w_new"], params["b_new"]) if "w_new" in params else None
@@ -163,30 +159,9 @@ def lwf_loss(params: dict, x_support, y_support, teacher_old_logits, *, lam=0.0,
     """
     check_nonnegative(lam, "lam")
     old, new = lwf_forward(params, x_support)
-    y = _t(y_support, torch.int64)
+    y = to_tensor(y_support, "int64")
     ce = -torch.gather(F.log_softmax(new, dim=-1), -1, y[..., None])[..., 0].mean(-1)
-    return ce + _t(lam) * distillation_kl(teacher_old_logits, old, temperature=temperature)
-
-
-def adam_init(params: dict) -> dict:
-    """Adam's state (step count and zero moments) for a parameter dict."""
-    return {"t": 0, "m": {k: torch.zeros_like(v) for k, v in params.items()},
-            "v": {k: torch.zeros_like(v) for k, v in params.items()}}
-
-
-def adam_step(params: dict, grads: dict, state: dict, *, lr: float = 1e-3, beta1: float = 0.9,
-              beta2: float = 0.999, eps: float = 1e-8) -> dict:
-    """One Adam update (Kingma & Ba 2015) in place on ``params`` (tensors without grad); returns state."""
-    state["t"] += 1
-    t = state["t"]
-    with torch.no_grad():
-        for k, g in grads.items():
-            m = state["m"][k].mul_(beta1).add_((1 - beta1) * g)
-            v = state["v"][k].mul_(beta2).add_((1 - beta2) * g * g)
-            m_hat = m / (1 - beta1**t)
-            v_hat = v / (1 - beta2**t)
-            params[k].sub_(lr * m_hat / (torch.sqrt(v_hat) + eps))
-    return state
+    return ce + to_tensor(lam, "float32") * distillation_kl(teacher_old_logits, old, temperature=temperature)
 
 
 def _per_copy(step: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -213,23 +188,23 @@ def lwf_finetune(params: dict[str, np.ndarray], x_support, y_support, *, lam=0.0
             weight may stay unbatched (shared by all copies), which saves memory and time.
         x_support: float (n, D) or (B, n, D); y_support: ints (n,) or (B, n).
         lam: λ >= 0, a float or a (B,) array.
-        temperature: T > 0. steps: >= 0 gradient steps. lr: the step size.
+        temperature: T > 0. steps: >= 0 gradient steps. lr: the step size (finite, > 0).
         frozen: names of weights that are not trained (default: the pixel-level first layer).
 
     Returns:
         ``(params, history)``: fine-tuned NumPy params and the loss history (steps, …).
     """
-    check_steps(steps)
+    steps = check_int(steps, "steps", 0)
     check_temperature(temperature)
-    unknown = set(frozen) - set(params)
-    if unknown:
-        raise ValueError(f"frozen must name weights of params, unknown: {sorted(unknown)}")
+    lr = check_lr(lr, "lr")
+    check_nonnegative(lam, "lam")
+    frozen = check_names(frozen, "frozen", params)
     theta = from_numpy(params, requires_grad=False)
-    x = _t(x_support)
+    x = to_tensor(x_support)
     with torch.no_grad():
         teacher_old, _ = lwf_forward(theta, x)
     names = [k for k in theta if k not in frozen]
-    step = lr / (1.0 + _t(lam))  # a scalar or one step size per copy
+    step = lr / (1.0 + to_tensor(lam, "float32"))  # a scalar or one step size per copy
     history = []
     for _ in range(steps):
         for k in names:
@@ -250,19 +225,25 @@ def train_classifier(params: dict[str, np.ndarray], images: np.ndarray, labels: 
                      rng: np.random.Generator | int | None = 0) -> tuple[dict[str, np.ndarray], list[float]]:
     """Train the teacher (features + old head) by minibatch Adam on the cross-entropy.
 
+    The course's one Adam (:func:`course_utils.torch.adam_step`, ``torch.optim.Adam``'s arithmetic).
+
     Args:
         params: NumPy dict with ``w0, b0, w1, b1, w_old, b_old``.
-        images: uint8 (n, 28, 28) or (n, D), ink = 255 (converted to float per batch).
+        images: uint8 (n, 28, 28) or (n, D), ink = 255 (converted to float in [0, 1] per batch),
+            or float images already in [0, 1].
         labels: ints (n,) in [0, C_old).
-        epochs, batch_size: >= 1. rng: shuffles the data (same order in both frameworks).
+        epochs, batch_size: >= 1. lr: Adam's step size (finite, > 0).
+        rng: shuffles the data (same order in both frameworks).
 
     Returns:
         ``(params, history)``: trained NumPy params and the mean loss of every epoch.
     """
-    check_epochs_batch_size(epochs, batch_size)
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    lr = check_lr(lr, "lr")
     rng = check_rng(rng)
-    flat = np.asarray(images).reshape(len(images), -1)
-    theta = from_numpy(params, requires_grad=False)
+    flat, labels = check_images_labels(images, labels)
+    theta = from_numpy(params)
     state = adam_init(theta)
     names = list(theta)
     history = []
@@ -271,15 +252,10 @@ def train_classifier(params: dict[str, np.ndarray], images: np.ndarray, labels: 
         losses = []
         for start in range(0, len(flat), batch_size):
             idx = order[start:start + batch_size]
-            xb = torch.as_tensor(flat[idx], dtype=torch.float32) / 255.0
-            yb = torch.as_tensor(np.asarray(labels)[idx], dtype=torch.int64)
-            for v in theta.values():
-                v.requires_grad_(True)
+            xb, yb = to_tensor(flat[idx]), to_tensor(labels[idx], "int64")
             loss = F.cross_entropy(lwf_forward(theta, xb)[0], yb)
             grads = torch.autograd.grad(loss, [theta[k] for k in names])
-            for v in theta.values():
-                v.requires_grad_(False)
             adam_step(theta, dict(zip(names, grads)), state, lr=lr)
             losses.append(float(loss.detach()))
         history.append(float(np.mean(losses)))
-    return {k: v.numpy().copy() for k, v in theta.items()}, history
+    return {k: v.detach().numpy().copy() for k, v in theta.items()}, history

@@ -273,7 +273,7 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
         grid_t, prior_t = _grid_and_prior(params, x_grid, f_prior)
     live = {k: theta[k].requires_grad_(True) for k in trainable}
     state = adam_init(live) if optimizer == "adam" else None
-    velocity = {k: torch.zeros_like(v) for k, v in live.items()}
+    velocity = {k: torch.zeros_like(v) for k, v in live.items()} if optimizer == "momentum" else {}
     history = []
     with pin_threads(1):
         for _ in range(steps):

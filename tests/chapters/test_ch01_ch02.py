@@ -13,14 +13,8 @@ from course_utils.widgets import set_values
 
 # --------------------------------------------------------------------------- chapter 1
 @pytest.fixture(scope="module")
-def omniglot_background():
-    from course_utils.data import load_omniglot
-
-    try:
-        om = load_omniglot(download=False)
-    except FileNotFoundError as exc:  # pragma: no cover - CI and `make test` set COURSE_DATA_DIR
-        pytest.skip(f"Omniglot not available: {exc}")
-    return om.subset("background")
+def omniglot_background(omniglot):
+    return omniglot.subset("background")
 
 
 def test_draw_episode_on_real_omniglot(omniglot_background):
@@ -68,6 +62,10 @@ def test_draw_episode_bad_input():
         ch01.draw_episode(images, 7, 1, 1, 0, show=False)
     with pytest.raises(ValueError, match="images"):
         ch01.episode_explorer(images[0])
+    with pytest.raises(ValueError, match="n_way"):
+        ch01.episode_explorer(images, n_way=7)
+    with pytest.raises(ValueError, match="show"):
+        ch01.draw_episode(images, 3, 1, 1, 0, show="no")
 
 
 def test_family_fit_recovers_tasks_and_validates():
@@ -80,6 +78,8 @@ def test_family_fit_recovers_tasks_and_validates():
         ch01.family_fit(t.x_support[0], t.y_support[0], n_grid=1)
     with pytest.raises(ValueError, match="same number"):
         ch01.family_fit(t.x_support[0], t.y_support[0][:3])
+    with pytest.raises(ValueError, match="phase_range"):
+        ch01.family_fit(t.x_support[0], t.y_support[0], phase_range=(1.0, 0.0))
 
 
 def test_check_episode_counts(capsys):
@@ -149,6 +149,8 @@ def test_hessian_vector_product_bad_input():
             mod.hessian_vector_product(lambda q: (q["w0"] ** 2).sum(), params, {"b0": conv(np.ones(2))})
         with pytest.raises(ValueError, match="shape"):
             mod.hessian_vector_product(lambda q: (q["w0"] ** 2).sum(), params, {"w0": conv(np.ones(3))})
+        with pytest.raises(ValueError, match="loss_fn"):
+            mod.hessian_vector_product(None, params, {"w0": conv(np.ones((2, 2)))})
 
 
 @pytest.mark.parametrize("fw", ["torch", "tensorflow"])
@@ -291,5 +293,7 @@ def test_weights_copy_across_frameworks_through_modules():
                                rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="Linear"):
         ct.module_to_numpy(torch.nn.ReLU())
+    with pytest.raises(ValueError, match="Module"):
+        ct.module_to_numpy(object())
     with pytest.raises(ValueError, match="Dense"):
         ctf.module_to_numpy(object())

@@ -10,7 +10,9 @@ import course_utils.tensorflow as cutf
 import course_utils.torch as cut
 from course_utils import sample_sinusoid_tasks
 from course_utils.chapters import ch03, ch05
-from course_utils.nets import init_mlp, mlp_forward_numpy
+from course_utils.grading import max_abs_diff
+from course_utils.nets import mlp_forward_numpy
+from course_utils.sweeps import best_lambdas
 from course_utils.widgets import set_values
 
 SIZES = (1, 16, 16, 1)
@@ -40,24 +42,20 @@ def _data(m=3, k=4, seed=1):
     return t.x_support, t.y_support
 
 
-def _max_diff(a, b):
-    return max(float(np.abs(np.asarray(a[k]) - np.asarray(b[k])).max()) for k in a)
-
-
 # ------------------------------------------------------------------ pretraining
 def test_pretrain_is_deterministic_and_learns():
     a, ha = cut.pretrain_sinusoid_mlp(sizes=SIZES, steps=200, rng=3)
     b, hb = cut.pretrain_sinusoid_mlp(sizes=SIZES, steps=200, rng=3)
     c, _ = cut.pretrain_sinusoid_mlp(sizes=SIZES, steps=200, rng=4)
-    assert _max_diff(a, b) == 0 and ha == hb
-    assert _max_diff(a, c) > 1e-3
+    assert max_abs_diff(a, b) == 0 and ha == hb
+    assert max_abs_diff(a, c) > 1e-3
     assert np.mean(ha[-30:]) < 0.9 * np.mean(ha[:30])
 
 
 def test_pretrain_parity_torch_tensorflow():
     a, ha = cut.pretrain_sinusoid_mlp(sizes=SIZES, steps=15, rng=2)
     b, hb = cutf.pretrain_sinusoid_mlp(sizes=SIZES, steps=15, rng=2)
-    assert _max_diff(a, b) < 1e-5
+    assert max_abs_diff(a, b) < 1e-5
     np.testing.assert_allclose(ha, hb, rtol=1e-5)
 
 
@@ -103,7 +101,7 @@ def test_penalty_gradients_match_formulas(theta0):
     for (k, v), gk in zip(theta.items(), g):
         torch.testing.assert_close(gk, 2 * lam * (v - anchor[k]).detach())
     g = torch.autograd.grad(lam * cut.l2_penalty(theta).sum(), list(theta.values()))
-    for (k, v), gk in zip(theta.items(), g):
+    for v, gk in zip(theta.values(), g):
         torch.testing.assert_close(gk, 2 * lam * v.detach())
     # function space, last layer: ∇_u λ mean_g (H_g u − f*)² = (2λ/G) H_gᵀ(H_g u − f*)
     grid = np.linspace(-5, 5, 9, dtype=np.float32).reshape(-1, 1)
@@ -128,7 +126,7 @@ def test_finetune_parity(theta0, penalty, optimizer):
     lam = np.array([0.0, 0.1, 3.0], dtype=np.float32)
     a, ha = cut.finetune(theta0, xs, ys, lam, penalty=penalty, steps=20, optimizer=optimizer, return_history=True)
     b, hb = cutf.finetune(theta0, xs, ys, lam, penalty=penalty, steps=20, optimizer=optimizer, return_history=True)
-    assert _max_diff(a, b) < 1e-5
+    assert max_abs_diff(a, b) < 1e-5
     np.testing.assert_allclose(ha, hb, rtol=1e-4, atol=1e-6)
     assert np.all(ha[-1] < ha[0])  # the objective fell for every model
 
@@ -137,7 +135,7 @@ def test_finetune_lambda_limits(theta0):
     xs, ys = _data(m=1)
     free = cut.finetune(theta0, xs, ys, 0.0, penalty="l2sp", steps=50)
     same = cut.finetune(theta0, xs, ys, 0.0, penalty="l2", steps=50)
-    assert _max_diff(free, same) == 0  # λ = 0: the regulariser is gone
+    assert max_abs_diff(free, same) == 0  # λ = 0: the regulariser is gone
     anchored = cut.finetune(theta0, xs, ys, 1e4, penalty="l2sp", steps=50)
     dist = lambda p: np.sqrt(sum(np.sum((p[k][0].reshape(-1) - theta0[k].reshape(-1)) ** 2) for k in theta0))
     assert dist(anchored) < 0.01 * dist(free)
@@ -150,7 +148,7 @@ def test_finetune_models_are_independent(theta0):
     lam = np.array([0.0, 0.01, 1.0, 10.0], dtype=np.float32)
     batch = cut.finetune(theta0, xs, ys, lam, steps=30)
     alone = cut.finetune(theta0, xs[2:3], ys[2:3], lam[2:3], steps=30)
-    assert max(float(np.abs(batch[k][2] - alone[k][0]).max()) for k in batch) < 1e-6
+    assert max_abs_diff({k: v[2] for k, v in batch.items()}, {k: v[0] for k, v in alone.items()}) < 1e-6
 
 
 def test_finetune_trainable_freezes_the_rest(theta0):
@@ -178,6 +176,14 @@ def test_finetune_rejects_bad_input(mod, theta0):
         mod.finetune(theta0, xs, ys, 0.1, optimizer="sgd")
     with pytest.raises(ValueError, match="steps"):
         mod.finetune(theta0, xs, ys, 0.1, steps=-1)
+    with pytest.raises(ValueError, match="lr"):
+        mod.finetune(theta0, xs, ys, 0.1, lr=float("inf"))
+    with pytest.raises(ValueError, match="momentum"):
+        mod.finetune(theta0, xs, ys, 0.1, momentum=1.0)
+    with pytest.raises(ValueError, match="return_history"):
+        mod.finetune(theta0, xs, ys, 0.1, return_history="yes")
+    with pytest.raises(ValueError, match="keys of params"):  # an anchor with other parameters than θ₀
+        mod.finetune(theta0, xs, ys, 0.1, anchor={"w0": theta0["w0"]})
 
 
 # ------------------------------------------------------------------ closed form
@@ -186,10 +192,10 @@ def test_closed_form_matches_converged_solver(theta0, penalty):
     xs, ys = _data(m=1, k=6)
     exact = cut.last_layer_closed_form(theta0, xs[0], ys[0], 0.5, penalty=penalty)
     it = cut.finetune(theta0, xs, ys, 0.5, penalty=penalty, trainable=("w2", "b2"), steps=1500, lr=0.01)
-    assert float(np.abs(it["w2"][0] - exact["w2"]).max()) < 1e-4
-    assert float(np.abs(it["b2"][0].reshape(-1) - exact["b2"]).max()) < 1e-4
+    assert max_abs_diff(it["w2"][0], exact["w2"]) < 1e-4
+    assert max_abs_diff(it["b2"][0].reshape(-1), exact["b2"]) < 1e-4
     exact_tf = cutf.last_layer_closed_form(theta0, xs[0], ys[0], 0.5, penalty=penalty)
-    assert _max_diff(exact, exact_tf) < 1e-5
+    assert max_abs_diff(exact, exact_tf) < 1e-5
 
 
 def test_closed_form_function_space_is_the_minimiser(theta0):
@@ -238,7 +244,8 @@ def test_best_lambdas_and_plots():
     sweep = {"lambdas": np.array([0.0, 0.1, 1.0]), "k_shots": np.array([1, 10]),
              "test_mse": {"function": np.array([[3.0, 2.0, 1.0], [0.5, 0.7, 2.0]]),
                           "proximal": np.array([[3.0, 1.0, 2.0], [1.0, 0.5, 2.0]])}}
-    best = ch03.best_lambdas(sweep)
+    best = best_lambdas(sweep)
+    assert ch03.best_lambdas is best_lambdas  # chapter 3's notebook name for the one implementation
     np.testing.assert_array_equal(best["function"], [1.0, 0.0])
     np.testing.assert_array_equal(best["proximal"], [0.1, 0.1])
     ax = ch05.plot_best_lambda(sweep["k_shots"], best)
@@ -307,7 +314,8 @@ def test_ch03_checkers(big_theta0, demo_task, capsys):
     assert not ch03.check_l2sp_gradient(lambda t, t0, lam: lam * (t - t0))
     assert not ch03.check_l2sp_gradient(lambda t, t0, lam: None)
     assert not ch03.check_l2sp_gradient(None)
-    ridge = lambda h, y, lam, u0: np.linalg.solve(h.T @ h / len(h) + lam * np.eye(h.shape[1]), h.T @ y / len(h) + lam * u0)
+    ridge = lambda h, y, lam, u0: np.linalg.solve(h.T @ h / len(h) + lam * np.eye(h.shape[1]),
+                                                  h.T @ y / len(h) + lam * u0)
     assert ch03.check_ridge_solution(ridge)
     assert not ch03.check_ridge_solution(lambda h, y, lam, u0: np.linalg.lstsq(h, y, rcond=None)[0])
     assert not ch03.check_ridge_solution(lambda h, y, lam, u0: 1 / 0)
@@ -337,8 +345,7 @@ def test_ch05_checkers(capsys):
     assert "❌" in capsys.readouterr().out
 
 
-def test_objectives_are_reexported():
+def test_objectives_are_reexported():  # names and signatures of both halves: tests/frameworks/test_mirror.py
     for name in ("pretrain_sinusoid_mlp", "finetune", "lambda_sweep", "last_layer_closed_form",
                  "function_space_penalty", "proximal_penalty"):
         assert callable(getattr(cut, name)) and callable(getattr(cutf, name))
-    assert cut.objectives.__all__ == cutf.objectives.__all__

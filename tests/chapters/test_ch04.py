@@ -4,15 +4,14 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import tensorflow as tf
+import torch
 
 from course_utils.chapters import ch04
 from course_utils.nets import init_mlp
+from course_utils.tensorflow import distill as tfd
+from course_utils.torch import distill as td
 from course_utils.widgets import set_values
-
-td = pytest.importorskip("course_utils.torch.distill")
-tfd = pytest.importorskip("course_utils.tensorflow.distill")
-torch = pytest.importorskip("torch")
-tf = pytest.importorskip("tensorflow")
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +76,8 @@ def test_distillation_gradient_is_T_times_difference():
     z = torch.tensor(rng.standard_normal((4, 5)).astype(np.float32), requires_grad=True)
     for temperature in (1.0, 4.0):
         (g,) = torch.autograd.grad(td.distillation_kl(v, z, temperature=temperature), [z])
-        expected = temperature * (torch.softmax(z / temperature, -1) - torch.softmax(torch.tensor(v) / temperature, -1)) / 4
+        expected = temperature * (torch.softmax(z / temperature, -1)
+                                  - torch.softmax(torch.tensor(v) / temperature, -1)) / 4
         assert torch.allclose(g, expected, atol=1e-6)
         zt = tf.Variable(z.detach().numpy())
         with tf.GradientTape() as tape:
@@ -120,6 +120,32 @@ def test_bad_inputs_raise():
         tfd.distillation_kl(np.zeros((1, 2)), tf.zeros((1, 2)), temperature=-1.0)
     with pytest.raises(ValueError, match="n_bins"):
         ch04.expected_calibration_error(np.full((3, 2), 0.5), np.zeros(3, int), n_bins=0)
+
+
+@pytest.mark.parametrize("mod", [td, tfd])
+def test_distill_bad_inputs_raise(mod):
+    zero = {"w0": np.zeros((2, 3), np.float32), "b0": np.zeros(3, np.float32)}
+    x, y = np.zeros((4, 2), np.float32), np.arange(4) % 3
+    p = np.full((4, 3), 1 / 3, np.float32)
+    with pytest.raises(ValueError, match="lr"):
+        mod.fit_kl_regularised(zero, x, y, x, p, lr=0.0)
+    with pytest.raises(ValueError, match="steps"):
+        mod.fit_kl_regularised(zero, x, y, x, p, steps=-1)
+    with pytest.raises(ValueError, match="lam"):
+        mod.fit_kl_regularised(zero, x, y, x, p, lam=-0.5)
+    net = {"w0": np.zeros((4, 3), np.float32), "b0": np.zeros(3, np.float32),
+           "w1": np.zeros((3, 2), np.float32), "b1": np.zeros(2, np.float32),
+           "w_old": np.zeros((2, 2), np.float32), "b_old": np.zeros(2, np.float32)}
+    imgs = np.zeros((6, 2, 2), np.uint8)
+    with pytest.raises(ValueError, match="labels"):
+        mod.train_classifier(net, imgs, np.zeros(5, int))
+    with pytest.raises(ValueError, match="batch_size"):
+        mod.train_classifier(net, imgs, np.zeros(6, int), batch_size=0)
+    with pytest.raises(ValueError, match="frozen"):
+        mod.lwf_finetune(net, np.zeros((2, 4), np.float32), np.zeros(2, int), frozen=("w9",))
+    with pytest.raises(ValueError, match="frozen"):
+        mod.lwf_finetune(net, np.zeros((2, 4), np.float32), np.zeros(2, int), frozen="w0")
+    assert {"adam_init", "adam_step"}.isdisjoint(mod.__all__)  # the one public Adam is core's
 
 
 # --------------------------------------------------------------------------- widgets
