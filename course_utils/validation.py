@@ -139,13 +139,15 @@ def check_task_batch(inner_lr, x_support, y_support, x_query, y_query) -> list[n
 
 
 # --------------------------------------------------------------------------- parameter dicts
-def check_same_keys(params: dict, vector: dict) -> None:
-    """``vector`` has exactly the keys of ``params``, each with the same shape."""
+def check_same_keys(params: dict, vector: dict, name: str = "vector") -> None:
+    """``vector`` (called ``name`` in messages) has exactly the keys of ``params``, each with the same shape."""
+    if not isinstance(vector, dict):
+        raise ValueError(f"{name} must be a dict with the keys of params {sorted(params)}, got {type(vector).__name__}")
     if set(params) != set(vector):
-        raise ValueError(f"vector must have the keys of params {sorted(params)}, got {sorted(vector)}")
+        raise ValueError(f"{name} must have the keys of params {sorted(params)}, got {sorted(vector)}")
     for k in params:
         if tuple(params[k].shape) != tuple(np.shape(vector[k])):
-            raise ValueError(f"vector[{k!r}] must have shape {tuple(params[k].shape)}, "
+            raise ValueError(f"{name}[{k!r}] must have shape {tuple(params[k].shape)}, "
                              f"got {tuple(np.shape(vector[k]))}")
 
 

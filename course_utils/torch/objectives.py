@@ -139,7 +139,7 @@ def l2sp_penalty(params: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor
 
     ``anchor`` must have the keys and shapes of ``params``.
     """
-    check_same_keys(params, anchor)
+    check_same_keys(params, anchor, "anchor")
     return _sq_norm(params[k] - anchor[k] for k in params)
 
 
@@ -206,7 +206,7 @@ def regularised_objective(params, x_support, y_support, lam, *, penalty: str = "
     if penalty in ("l2sp", "proximal"):
         if anchor is None:
             raise ValueError(f"anchor (the stacked θ₀) is needed for penalty {penalty!r}, got None")
-        check_same_keys(params, anchor)
+        check_same_keys(params, anchor, "anchor")
     if penalty == "function":
         _check_grid(x_grid, f_prior)
         x_grid, f_prior = to_tensor(x_grid, "float32"), to_tensor(f_prior, "float32")
@@ -266,7 +266,7 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
     trainable = check_trainable(params, trainable)
     theta = stack_params(params, m)
     if anchor is not None:
-        check_same_keys(params, anchor)
+        check_same_keys(params, anchor, "anchor")
     anchor_t = stack_params(params if anchor is None else anchor, m)
     grid_t = prior_t = None
     if penalty == "function":
