@@ -8,7 +8,8 @@ import resource
 import sys
 import threading
 
-__all__ = ["configure_tensorflow_env", "peak_memory_mb", "PeakMemory", "environment_report", "course_scale"]
+__all__ = ["configure_tensorflow_env", "peak_memory_mb", "PeakMemory", "environment_report", "course_scale",
+           "course_device"]
 
 
 def configure_tensorflow_env(log_level: str = "2") -> None:
@@ -76,6 +77,38 @@ def course_scale() -> str:
     if scale not in SCALES:
         raise ValueError(f"COURSE_SCALE must be one of {SCALES}, got {scale!r}")
     return scale
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _cuda_visible() -> bool:
+    """Whether PyTorch sees a CUDA GPU (imports torch only when asked)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - the course pins torch
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def course_device() -> str:
+    """Where the course's PyTorch training runs: ``"cpu"`` or ``"cuda"``, from ``$COURSE_DEVICE``.
+
+    ``auto`` (the default): ``"cuda"`` when ``COURSE_SCALE=paper`` and PyTorch sees a GPU,
+    ``"cpu"`` otherwise, so the default course never needs a GPU and runs (and is tested) on the
+    CPU. ``cpu`` forces the CPU; ``cuda`` asks for the GPU and raises a ``ValueError`` when there
+    is none. The TensorFlow half follows the same setting in ``meta_train``, ``finetune_curve``
+    and ``meta_test``: pinned to the CPU for ``"cpu"``, placing its operations itself (on the GPU
+    it sees) for ``"cuda"``. Each chapter's setup prints it.
+    """
+    device = os.environ.get("COURSE_DEVICE", "auto").strip().lower() or "auto"
+    if device not in DEVICES:
+        raise ValueError(f"COURSE_DEVICE must be one of {DEVICES}, got {device!r}")
+    if device == "auto":
+        return "cuda" if course_scale() == "paper" and _cuda_visible() else "cpu"
+    if device == "cuda" and not _cuda_visible():
+        raise ValueError("COURSE_DEVICE=cuda, but PyTorch sees no CUDA GPU; use COURSE_DEVICE=auto or cpu")
+    return device
 
 
 def _rss_bytes() -> int:

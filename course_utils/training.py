@@ -8,9 +8,15 @@ run one iteration (its meta-step, then Adam on the gradient or Reptile's interpo
 calls :func:`run_meta_loop` here, which samples the batches, evaluates, times and records the
 same :class:`MetaHistory` in both frameworks.
 
+Speed: the loop samples the batches of many iterations at once (a *block*, :func:`stack_batches`;
+``sample_batch`` is still called once per iteration, in order, so the task stream and every result
+are those of the one-at-a-time loop), the framework converts a block to tensors once and runs it
+(TensorFlow: in one compiled graph loop), and the losses come back once per block. An iteration
+then costs about what its meta-gradient costs (``benchmarks/maml_sine.py`` measures the ratio).
+
 Also here, because both halves need them: :func:`reptile_epsilon` (Reptile's ε schedule),
 :class:`FinetuneCurve` (the result of ``finetune_curve``), :func:`progress_range`,
-:func:`batches` and :func:`meta_test_summary`. NumPy only.
+:func:`batches`, :func:`auto_block_size` and :func:`meta_test_summary`. NumPy only.
 """
 from __future__ import annotations
 
@@ -31,6 +37,8 @@ __all__ = [
     "MetaHistory",
     "FinetuneCurve",
     "run_meta_loop",
+    "stack_batches",
+    "auto_block_size",
     "reptile_epsilon",
     "progress_range",
     "batches",
@@ -147,39 +155,108 @@ class FinetuneCurve(NamedTuple):
     guarded: np.ndarray
 
 
+#: A block of meta-iterations holds at most this many bytes of task data (as float32): the
+#: sinusoid batches of chapter 6 (4 KB each) go 500 at a time, Omniglot's (0.5 MB) 16 at a time.
+BLOCK_BYTES = 8 * 2**20
+#: The longest block (the progress bar and ``eval_fn`` see the loop at least this often).
+MAX_BLOCK = 500
+
+
+def stack_batches(batches) -> tuple[np.ndarray, ...]:
+    """``n`` batches (tuples of arrays with the same shapes) → one block: item ``j`` of every
+    batch stacked on a new leading axis of length ``n`` (the iteration axis)."""
+    batches = [tuple(b) for b in batches]
+    if not batches:
+        raise ValueError("batches must hold at least one batch")
+    try:
+        return tuple(np.stack([np.asarray(b[j]) for b in batches]) for j in range(len(batches[0])))
+    except ValueError as e:
+        raise ValueError("every batch of a block must have the same arrays with the same shapes "
+                         f"(use block_size=1 for batches whose shapes change): {e}") from None
+
+
+def auto_block_size(batch, n_iterations: int) -> int:
+    """How many iterations to sample at once: as many as fit in :data:`BLOCK_BYTES` (counted as
+    float32), at most :data:`MAX_BLOCK` and ``n_iterations``, at least 1."""
+    n_values = sum(int(np.asarray(a).size) for a in batch)
+    return int(max(1, min(MAX_BLOCK, n_iterations, BLOCK_BYTES // max(1, 4 * n_values))))
+
+
+def _block_ends(n_iterations: int, block_size: int, eval_every: int | None) -> list[int]:
+    """End points of the blocks: the first block is iteration 0 alone (it traces/compiles and is
+    timed apart), then blocks of ``block_size`` that never cross an evaluation point."""
+    stops = {1, n_iterations}
+    if eval_every is not None:
+        stops |= set(range(eval_every, n_iterations, eval_every))
+    ends, start = [], 0
+    for stop in sorted(stops):
+        while start < stop:
+            start = min(stop, start + block_size) if start else 1
+            ends.append(start)
+    return ends
+
+
 def run_meta_loop(iterate: Callable, sample_batch: Callable, *, n_iterations: int, rng: np.random.Generator,
                   get_params: Callable, method: str, framework: str, eval_fn: Callable | None = None,
-                  eval_every: int = 100, progress: bool = True, desc: str | None = None) -> MetaHistory:
+                  eval_every: int = 100, progress: bool = True, desc: str | None = None,
+                  block_size: int | None = 1) -> MetaHistory:
     """The meta-training loop shared by every method and both frameworks.
 
     Args:
-        iterate: ``iterate(i, batch) -> loss`` runs meta-iteration ``i`` (0-based) on ``batch``,
-            the tuple ``sample_batch(rng)`` returned (converted by the framework), and returns
-            its meta-loss (a float or 0-d tensor).
+        iterate: with ``block_size=1``, ``iterate(i, batch) -> loss`` runs meta-iteration ``i``
+            (0-based) on ``batch``, the tuple ``sample_batch(rng)`` returned, and returns its
+            meta-loss (a float or 0-d tensor). Otherwise ``iterate(i, block) -> losses`` runs
+            iterations ``i, ..., i + n - 1`` on ``block`` (:func:`stack_batches` of the ``n``
+            batches, iteration axis first) and returns their ``n`` losses (one host sync per block).
         sample_batch: ``sample_batch(rng) -> (x_support, y_support, x_query, y_query, ...)``.
+            A block calls it ``n`` times in a row, so the task stream (and every result) is the
+            same as with one call per iteration; it must draw only from ``rng``.
         n_iterations: meta-iterations (>= 1).
         rng: the generator ``sample_batch`` draws from.
         get_params: returns the current θ as a NumPy dict (for ``eval_fn``).
         eval_fn: optional ``eval_fn(params) -> float``; its time is not counted.
         eval_every: evaluate every this many iterations (and at the end).
         progress, desc: a ``tqdm.auto`` bar and its label.
+        block_size: iterations sampled and run per ``iterate`` call; 1: one at a time (the
+            straightforward loop); None: :func:`auto_block_size`. Iteration 0 always runs alone
+            (its time, tracing or compiling included, is ``trace_seconds``).
     """
     n_iterations = check_positive_int(n_iterations, "n_iterations")
     eval_every = check_positive_int(eval_every, "eval_every")
+    blocked = block_size != 1
+    if block_size is not None:
+        block_size = check_positive_int(block_size, "block_size")
     hist = MetaHistory(method=method, framework=framework)
-    seconds = 0.0
-    with PeakMemory() as mem:
-        for i in progress_range(n_iterations, desc or f"{method} ({framework})", progress):
-            if eval_fn is not None and i % eval_every == 0:
-                hist.eval_iterations.append(i)
+    seconds, start = 0.0, 0
+    bar = _bar(n_iterations, desc or f"{method} ({framework})", progress)
+    with PeakMemory(interval=0.02) as mem:
+        ends = None
+        while start < n_iterations:
+            if eval_fn is not None and start % eval_every == 0:
+                hist.eval_iterations.append(start)
                 hist.eval.append(float(eval_fn(get_params())))
             t0 = time.perf_counter()
-            loss = iterate(i, sample_batch(rng))
-            hist.loss.append(float(loss))
+            if not blocked:
+                hist.loss.append(float(iterate(start, sample_batch(rng))))
+                stop = start + 1
+            else:
+                first = [sample_batch(rng)] if ends is None else []
+                if ends is None:
+                    size = auto_block_size(first[0], n_iterations) if block_size is None else block_size
+                    ends = iter(_block_ends(n_iterations, size, eval_every if eval_fn is not None else None))
+                stop = next(ends)
+                block = stack_batches(first + [sample_batch(rng) for _ in range(stop - start - len(first))])
+                losses = [float(v) for v in np.asarray(iterate(start, block), dtype=np.float64).reshape(-1)]
+                if len(losses) != stop - start:
+                    raise ValueError(f"iterate returned {len(losses)} losses for a block of {stop - start}")
+                hist.loss.extend(losses)
             dt = time.perf_counter() - t0
-            if i == 0:
+            if start == 0:
                 hist.trace_seconds = dt
             seconds += dt
+            bar.update(stop - start)
+            start = stop
+    bar.close()
     if eval_fn is not None:
         hist.eval_iterations.append(n_iterations)
         hist.eval.append(float(eval_fn(get_params())))
@@ -188,6 +265,23 @@ def run_meta_loop(iterate: Callable, sample_batch: Callable, *, n_iterations: in
         if n_iterations > 1 else seconds
     hist.peak_memory_mb = mem.peak_mb
     return hist
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(n: int, desc: str, enabled: bool):
+    """A ``tqdm.auto`` bar over ``n`` iterations (or a silent stand-in)."""
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n, desc=desc, leave=False)
 
 
 def reptile_epsilon(iteration: int, n_iterations: int, *, epsilon_start: float = 1.0,

@@ -18,6 +18,8 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from course_utils.env import course_device  # noqa: E402
+
 from course_utils.validation import check_float, check_positive_int, check_steps  # noqa: E402
 
 __all__ = [
@@ -207,3 +209,11 @@ def num_threads(n: int | None = 1) -> Iterator[None]:
     if n is not None:
         check_positive_int(n, "num_threads")
     yield
+
+
+def _device_scope():
+    """TensorFlow's side of :func:`course_utils.env.course_device`: pinned to the CPU when the
+    setting is ``"cpu"`` (a visible GPU is then left alone), placed by TensorFlow otherwise."""
+    if course_device() == "cpu" and tf.config.list_physical_devices("GPU"):
+        return tf.device("/CPU:0")
+    return contextlib.nullcontext()

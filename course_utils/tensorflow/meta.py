@@ -28,6 +28,7 @@ from course_utils.training import FinetuneCurve, meta_test_summary  # noqa: E402
 from course_utils.validation import check_bool, check_maml_args, check_positive_int  # noqa: E402
 from course_utils.tensorflow.core import as_task_tensors, from_numpy, mlp_forward, mse_loss, to_tensor  # noqa: E402
 from course_utils.tensorflow.core import num_threads as pin_threads  # noqa: E402
+from course_utils.tensorflow.core import _device_scope  # noqa: E402
 
 __all__ = [
     "adapt_tasks",
@@ -178,62 +179,63 @@ def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.
     check_bool(accuracy, "accuracy")
     with pin_threads(num_threads):  # validates num_threads (a no-op in TensorFlow)
         pass
-    xs, ys, xq, yq = as_task_tensors(tasks) if hasattr(tasks, "x_support") else as_task_tensors(*tasks)
-    theta = {k: tf.convert_to_tensor(v.numpy() if hasattr(v, "numpy") else np.asarray(v, np.float32))
-             for k, v in params.items()}
-    n = _n_tasks(xs)
-    size = n if chunk_size is None else chunk_size
+    with _device_scope():  # course_utils.env.course_device: the CPU unless a GPU run was asked for
+        xs, ys, xq, yq = as_task_tensors(tasks) if hasattr(tasks, "x_support") else as_task_tensors(*tasks)
+        theta = {k: tf.convert_to_tensor(v.numpy() if hasattr(v, "numpy") else np.asarray(v, np.float32))
+                 for k, v in params.items()}
+        n = _n_tasks(xs)
+        size = n if chunk_size is None else chunk_size
 
-    @tf.function
-    def _per_task_loss(phi, x, y):
-        pred = tasks_forward(phi, x, forward=forward)
-        return tf.vectorized_map(lambda a: loss_fn(a[0], a[1]), (pred, y))
+        @tf.function
+        def _per_task_loss(phi, x, y):
+            pred = tasks_forward(phi, x, forward=forward)
+            return tf.vectorized_map(lambda a: loss_fn(a[0], a[1]), (pred, y))
 
-    @tf.function
-    def _per_task_acc(phi, x, y):
-        pred = tasks_forward(phi, x, forward=forward)
-        return tf.vectorized_map(lambda a: acc_fn(a[0], a[1]), (pred, y))
+        @tf.function
+        def _per_task_acc(phi, x, y):
+            pred = tasks_forward(phi, x, forward=forward)
+            return tf.vectorized_map(lambda a: acc_fn(a[0], a[1]), (pred, y))
 
-    def per_task(fn, phi, x, y):  # one compiled graph per metric (vectorised over tasks)
-        return (_per_task_acc if fn is acc_fn else _per_task_loss)(phi, x, y)
+        def per_task(fn, phi, x, y):  # one compiled graph per metric (vectorised over tasks)
+            return (_per_task_acc if fn is acc_fn else _per_task_loss)(phi, x, y)
 
-    acc_fn = lambda p, y: tf.reduce_mean(tf.cast(tf.argmax(p, -1) == tf.cast(y, tf.int64), tf.float32))  # noqa: E731
-    losses, accs, guarded = [], [], []
-    for s in range(0, n, size):
-        e = min(s + size, n)
-        m = e - s
-        a, b, c, d = xs[s:e], ys[s:e], xq[s:e], yq[s:e]
-        phi = _tile(theta, m)
-        lr = tf.fill((m,), float(inner_lr))
-        hit = tf.zeros(m, dtype=tf.bool)
-        c_loss = [per_task(loss_fn, phi, c, d)]
-        c_acc = [per_task(acc_fn, phi, c, d)] if accuracy else []
-        start = per_task(loss_fn, phi, a, b)
-        for _ in range(steps):
-            with tf.GradientTape() as tape:
-                tape.watch(list(phi.values()))
-                sup = per_task(loss_fn, phi, a, b)
-                total = tf.reduce_sum(sup)
-            g = tape.gradient(total, phi)
-            shape = lambda v: (-1,) + (1,) * (len(v.shape) - 1)  # noqa: E731
-            cand = {k: phi[k] - tf.reshape(lr, shape(phi[k])) * g[k] for k in phi}
-            if guard:
-                new = per_task(loss_fn, cand, a, b)
-                ok = tf.math.is_finite(new) & (new <= start)
-                phi = {k: tf.where(tf.reshape(ok, shape(phi[k])), cand[k], phi[k]) for k in phi}
-                lr = tf.where(ok, lr, lr / 2)
-                hit = hit | ~ok
-            else:
-                phi = cand
-            c_loss.append(per_task(loss_fn, phi, c, d))
+        acc_fn = lambda p, y: tf.reduce_mean(tf.cast(tf.argmax(p, -1) == tf.cast(y, tf.int64), tf.float32))  # noqa: E731
+        losses, accs, guarded = [], [], []
+        for s in range(0, n, size):
+            e = min(s + size, n)
+            m = e - s
+            a, b, c, d = xs[s:e], ys[s:e], xq[s:e], yq[s:e]
+            phi = _tile(theta, m)
+            lr = tf.fill((m,), float(inner_lr))
+            hit = tf.zeros(m, dtype=tf.bool)
+            c_loss = [per_task(loss_fn, phi, c, d)]
+            c_acc = [per_task(acc_fn, phi, c, d)] if accuracy else []
+            start = per_task(loss_fn, phi, a, b)
+            for _ in range(steps):
+                with tf.GradientTape() as tape:
+                    tape.watch(list(phi.values()))
+                    sup = per_task(loss_fn, phi, a, b)
+                    total = tf.reduce_sum(sup)
+                g = tape.gradient(total, phi)
+                shape = lambda v: (-1,) + (1,) * (len(v.shape) - 1)  # noqa: E731
+                cand = {k: phi[k] - tf.reshape(lr, shape(phi[k])) * g[k] for k in phi}
+                if guard:
+                    new = per_task(loss_fn, cand, a, b)
+                    ok = tf.math.is_finite(new) & (new <= start)
+                    phi = {k: tf.where(tf.reshape(ok, shape(phi[k])), cand[k], phi[k]) for k in phi}
+                    lr = tf.where(ok, lr, lr / 2)
+                    hit = hit | ~ok
+                else:
+                    phi = cand
+                c_loss.append(per_task(loss_fn, phi, c, d))
+                if accuracy:
+                    c_acc.append(per_task(acc_fn, phi, c, d))
+            losses.append(tf.stack(c_loss).numpy())
             if accuracy:
-                c_acc.append(per_task(acc_fn, phi, c, d))
-        losses.append(tf.stack(c_loss).numpy())
-        if accuracy:
-            accs.append(tf.stack(c_acc).numpy())
-        guarded.append(hit.numpy())
-    return FinetuneCurve(np.concatenate(losses, 1), np.concatenate(accs, 1) if accuracy else None,
-                         np.concatenate(guarded))
+                accs.append(tf.stack(c_acc).numpy())
+            guarded.append(hit.numpy())
+        return FinetuneCurve(np.concatenate(losses, 1), np.concatenate(accs, 1) if accuracy else None,
+                             np.concatenate(guarded))
 
 
 def meta_test(params: dict, sample_batch: Callable, *, n_batches: int = 10, inner_lr: float = 0.4,

@@ -1,9 +1,10 @@
 """The course's one meta-training API in TensorFlow: :func:`meta_train` for every method.
 
 Mirrors :mod:`course_utils.torch.training` name for name and signature for signature. The loop
-is framework-free (:func:`course_utils.training.run_meta_loop`); one iteration here is a single
-``tf.function``: the method's meta-step, then Adam (:func:`course_utils.tensorflow.adam_step`,
-PyTorch's arithmetic, so both frameworks take the same steps) or Reptile's interpolation.
+is framework-free (:func:`course_utils.training.run_meta_loop`); a block of iterations here is a
+single ``tf.function`` (a graph loop): per iteration the method's meta-step, then Adam
+(:func:`course_utils.tensorflow.adam_step`, PyTorch's arithmetic, so both frameworks take the
+same steps) or Reptile's interpolation.
 MAML and FOMAML use chapter 6's tiled-weights meta-gradient; ANIL and Reptile vectorise the
 tasks with ``tf.vectorized_map`` (Reptile on a model other than the MLP loops over the tasks in
 the graph: ``pfor`` cannot batch a convolution over per-task filters).
@@ -23,6 +24,7 @@ from course_utils.seed import check_rng  # noqa: E402
 from course_utils.training import MetaHistory, MethodRegistry, batches, reptile_epsilon, run_meta_loop  # noqa: E402
 from course_utils.validation import check_bool, check_float, check_lr, check_positive_int  # noqa: E402
 from course_utils.tensorflow.core import adam_init, adam_step, as_task_tensors, mlp_forward, mse_loss  # noqa: E402
+from course_utils.tensorflow.core import _device_scope as device_scope  # noqa: E402
 from course_utils.tensorflow.core import num_threads as pin_threads  # noqa: E402
 from course_utils.tensorflow.first_order import anil_adapt, reptile_adapt  # noqa: E402
 from course_utils.tensorflow.meta import make_meta_gradient_fn  # noqa: E402
@@ -144,11 +146,15 @@ def meta_train(method: str, params: dict[str, np.ndarray], sample_batch: Callabl
                rng: np.random.Generator | int | None = None, eval_fn: Callable | None = None,
                eval_every: int = 100, epsilon_start: float = 1.0, epsilon_end: float = 0.0,
                progress: bool = True, desc: str | None = None, num_threads: int | None = 1,
-               **options) -> tuple[dict[str, np.ndarray], MetaHistory]:
+               block_size: int | None = None, **options) -> tuple[dict[str, np.ndarray], MetaHistory]:
     """Meta-train ``params`` with ``method``; same contract as :func:`course_utils.torch.meta_train`.
 
-    The step and the update run in one ``tf.function`` (traced on the first iteration, whose
-    time is ``history.trace_seconds``). ``num_threads`` is validated and otherwise ignored.
+    A whole block of meta-iterations runs in one ``tf.function``: a graph loop over the block's
+    batches, each iteration the method's step and then Adam (or Reptile's interpolation) on the
+    ``tf.Variable`` s, the losses gathered in a ``tf.TensorArray`` and returned once per block.
+    The function is traced once, on iteration 0 (``history.trace_seconds``), for blocks of any
+    length. ``block_size=1`` runs one iteration per call. ``num_threads`` is validated and
+    otherwise ignored.
     """
     m = METHODS.get(method)
     n_iterations = check_positive_int(n_iterations, "n_iterations")
@@ -160,29 +166,48 @@ def meta_train(method: str, params: dict[str, np.ndarray], sample_batch: Callabl
     step = make_meta_step(method, inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward,
                           loss_fn=loss_fn, **options)
     names = list(params)
-    variables = {k: tf.Variable(np.asarray(v, np.float32), name=k) for k, v in params.items()}
-    state = adam_init(variables) if m.update == "gradient" else None
+    with device_scope():
+        variables = {k: tf.Variable(np.asarray(v, np.float32), name=k) for k, v in params.items()}
+        state = adam_init(variables) if m.update == "gradient" else None
+    compiled = {}
 
-    @tf.function(reduce_retracing=True)
-    def train_step(eps, xs, ys, xq, yq):
+    def one_iteration(eps, xs, ys, xq, yq):
         loss, update = step({k: tf.convert_to_tensor(variables[k]) for k in names}, xs, ys, xq, yq)
         if state is not None:
             adam_step(variables, update, state, lr=outer_lr)
         else:
-            for k in names:
+            for k in update:
                 variables[k].assign_add(eps * update[k])
-        return loss
+        return tf.cast(loss, tf.float32)
 
-    def iterate(i, batch):
-        eps = reptile_epsilon(i, n_iterations, epsilon_start=epsilon_start, epsilon_end=epsilon_end) \
-            if state is None else 0.0
-        return train_step(tf.constant(eps, tf.float32), *as_task_tensors(*tuple(batch)[:4]))
+    def train_block(eps, xs, ys, xq, yq):
+        n = tf.shape(eps)[0]
+        losses = tf.TensorArray(tf.float32, size=n)
+        for j in tf.range(n):
+            tf.autograph.experimental.set_loop_options(parallel_iterations=1)
+            losses = losses.write(j, one_iteration(eps[j], xs[j], ys[j], xq[j], yq[j]))
+        return losses.stack()
 
-    with pin_threads(num_threads):
-        hist = run_meta_loop(iterate, sample_batch, n_iterations=n_iterations, rng=rng,
+    def iterate(i, block):
+        data = as_task_tensors(*tuple(block)[:4])
+        n = 1 if block_size == 1 else int(data[0].shape[0])
+        eps = np.zeros(n, np.float32) if state is not None else np.array(
+            [reptile_epsilon(i + j, n_iterations, epsilon_start=epsilon_start, epsilon_end=epsilon_end)
+             for j in range(n)], np.float32)
+        if "fn" not in compiled:
+            if block_size == 1:  # the straightforward loop: one call per iteration
+                compiled["fn"] = tf.function(one_iteration, reduce_retracing=True)
+            else:  # one trace for blocks of every length: only the block axis is left unknown
+                spec = [tf.TensorSpec((None,), tf.float32)] + [
+                    tf.TensorSpec((None, *a.shape[1:]), a.dtype) for a in data]
+                compiled["fn"] = tf.function(train_block, input_signature=spec)
+        return compiled["fn"](tf.constant(eps[0] if block_size == 1 else eps), *data)
+
+    with pin_threads(num_threads), device_scope():
+        hist = run_meta_loop(iterate, lambda r: tuple(sample_batch(r))[:4], n_iterations=n_iterations, rng=rng,
                              get_params=lambda: {k: v.numpy() for k, v in variables.items()},
                              method=method, framework="tensorflow", eval_fn=eval_fn, eval_every=eval_every,
-                             progress=progress, desc=desc)
+                             progress=progress, desc=desc, block_size=block_size)
     return {k: v.numpy().astype(np.float32) for k, v in variables.items()}, hist
 
 

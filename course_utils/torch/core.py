@@ -190,11 +190,19 @@ def adam_step(params: Params, grads: Params, state: dict, *, lr: float = 1e-3, b
     t = state["t"]
     step_size = lr / (1 - beta1 ** t)
     bc2_sqrt = (1 - beta2 ** t) ** 0.5
-    with torch.no_grad():
-        for k, g in grads.items():
-            m = state["m"][k].lerp_(g, 1 - beta1)
-            v = state["v"][k].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            params[k].addcdiv_(m, (v.sqrt() / bc2_sqrt).add_(eps), value=-step_size)
+    keys = list(grads)
+    p = [params[k] for k in keys]
+    g = [grads[k] for k in keys]
+    m = [state["m"][k] for k in keys]
+    v = [state["v"][k] for k in keys]
+    with torch.no_grad():  # the same operations on every tensor at once (torch._foreach_*, as torch.optim.Adam)
+        torch._foreach_lerp_(m, g, 1 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, g, g, value=1 - beta2)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, bc2_sqrt)
+        torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(p, m, denom, value=-step_size)
     return state
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.func import grad, grad_and_value, vmap
 
+from course_utils.env import course_device
 from course_utils.seed import check_rng
 from course_utils.training import FinetuneCurve, meta_test_summary
 from course_utils.validation import check_bool, check_maml_args, check_positive_int
@@ -110,6 +111,35 @@ def maml_task_losses(params: Params, x_support, y_support, x_query, y_query, *, 
 
 
 # --------------------------------------------------------------------------- meta-gradient
+def _mlp_forward_tasks(params_batched: Params, x: torch.Tensor) -> torch.Tensor:
+    """The MLP with one weight set per task: w_i (tasks, in, out), b_i (tasks, out), x (tasks, n, in)."""
+    n = sum(1 for k in params_batched if k.startswith("w"))
+    h = x
+    for i in range(n):
+        h = torch.baddbmm(params_batched[f"b{i}"].unsqueeze(1), h, params_batched[f"w{i}"])
+        if i < n - 1:
+            h = torch.relu(h)
+    return h
+
+
+def _mlp_meta_gradient(params: Params, xs, ys, xq, yq, inner_lr, steps, first_order):
+    """MAML's meta-gradient for the MLP with tiled weights φ₀ = expand(θ): the gradient of the
+    SUM of the per-task support losses with respect to the copies is the stack of per-task
+    gradients; the outer ``autograd.grad`` differentiates through the inner steps. Returns
+    ``(grads, meta_loss)`` like ``grad_and_value``."""
+    with torch.enable_grad():
+        theta = {k: v.detach().requires_grad_() for k, v in params.items()}
+        n = xs.shape[0]
+        phi = {k: v.expand(n, *v.shape) for k, v in theta.items()}
+        for _ in range(steps):
+            support = n * mse_loss(_mlp_forward_tasks(phi, xs), ys)  # sum over tasks of the task means
+            g = torch.autograd.grad(support, list(phi.values()), create_graph=not first_order)
+            phi = {k: phi[k] - inner_lr * gk for k, gk in zip(phi, g)}
+        loss = mse_loss(_mlp_forward_tasks(phi, xq), yq)  # mean over tasks of the task means
+        grads = torch.autograd.grad(loss, list(theta.values()))
+    return dict(zip(theta, grads)), loss.detach()
+
+
 def make_meta_gradient_fn(*, inner_lr: float = 0.01, steps: int = 1, first_order: bool = False,
                           forward: Callable = mlp_forward, loss_fn: Callable = mse_loss,
                           chunk_size: int | None = None) -> Callable:
@@ -119,7 +149,12 @@ def make_meta_gradient_fn(*, inner_lr: float = 0.01, steps: int = 1, first_order
     its gradients with respect to ``params`` (``torch.func.grad_and_value`` of a ``vmap`` ped
     per-task objective). With ``chunk_size`` the tasks are processed in chunks of that many and
     the chunk gradients are accumulated (weighted by chunk size): the same result with less
-    peak memory.
+    peak memory. For the course's MLP with the MSE loss (``forward=mlp_forward``,
+    ``loss_fn=mse_loss``, the sinusoid experiment) the same maths runs on *tiled* weights instead,
+    as in :func:`course_utils.tensorflow.make_meta_gradient_fn`: one weight copy per task, all
+    tasks in batched matmuls (``torch.baddbmm``), ``torch.autograd.grad(create_graph=True)`` for
+    the inner step. The result is equal to float32 tolerance and about twice as fast on a CPU,
+    where ``vmap``'s per-call overhead dominates such small networks.
     """
     check_maml_args(inner_lr, steps, chunk_size)
 
@@ -127,7 +162,11 @@ def make_meta_gradient_fn(*, inner_lr: float = 0.01, steps: int = 1, first_order
         return maml_task_losses(params, xs, ys, xq, yq, inner_lr=inner_lr, steps=steps,
                                 first_order=first_order, forward=forward, loss_fn=loss_fn).mean()
 
-    gv = grad_and_value(meta_loss)
+    if forward is mlp_forward and loss_fn is mse_loss:  # the course's MLP: batched matmuls, no vmap
+        def gv(params, xs, ys, xq, yq):
+            return _mlp_meta_gradient(params, xs, ys, xq, yq, inner_lr, steps, first_order)
+    else:
+        gv = grad_and_value(meta_loss)
 
     def fn(params: Params, x_support, y_support, x_query, y_query):
         params = {k: (v.detach() if isinstance(v, torch.Tensor) else to_tensor(v)) for k, v in params.items()}
@@ -183,12 +222,16 @@ def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.
         accuracy: also record arg-max accuracy (classification).
         chunk_size: process this many tasks at a time (memory).
         num_threads: PyTorch threads during the call (restored afterwards; None keeps the setting).
+
+    Runs on :func:`course_utils.env.course_device`; returns NumPy arrays.
     """
     check_maml_args(inner_lr, steps, chunk_size)
     check_bool(guard, "guard")
     check_bool(accuracy, "accuracy")
-    xs, ys, xq, yq = as_task_tensors(tasks) if hasattr(tasks, "x_support") else as_task_tensors(*tasks)
-    theta = {k: (v.detach() if isinstance(v, torch.Tensor) else to_tensor(v)) for k, v in params.items()}
+    device = torch.device(course_device())
+    data = as_task_tensors(tasks) if hasattr(tasks, "x_support") else as_task_tensors(*tasks)
+    xs, ys, xq, yq = (a.to(device) for a in data)
+    theta = {k: (v.detach() if isinstance(v, torch.Tensor) else to_tensor(v)).to(device) for k, v in params.items()}
     per_loss = lambda p, x, y: loss_fn(forward(p, x), y)  # noqa: E731
     v_loss = vmap(per_loss)
     v_grad = vmap(grad_and_value(per_loss))
@@ -201,8 +244,8 @@ def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.
             sl = slice(s, min(s + size, n))
             m = sl.stop - sl.start
             phi = {k: v.unsqueeze(0).expand(m, *v.shape).clone() for k, v in theta.items()}
-            lr = torch.full((m,), float(inner_lr))
-            hit = torch.zeros(m, dtype=torch.bool)
+            lr = torch.full((m,), float(inner_lr), device=device)
+            hit = torch.zeros(m, dtype=torch.bool, device=device)
             c_loss = [v_loss(phi, xq[sl], yq[sl])]
             c_acc = [v_acc(phi, xq[sl], yq[sl])] if accuracy else []
             start = v_loss(phi, xs[sl], ys[sl])
@@ -224,8 +267,8 @@ def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.
             if accuracy:
                 accs.append(torch.stack(c_acc))
             guarded.append(hit)
-    return FinetuneCurve(torch.cat(losses, 1).numpy(), torch.cat(accs, 1).numpy() if accuracy else None,
-                         torch.cat(guarded).numpy())
+    return FinetuneCurve(torch.cat(losses, 1).cpu().numpy(), torch.cat(accs, 1).cpu().numpy() if accuracy else None,
+                         torch.cat(guarded).cpu().numpy())
 
 
 def meta_test(params: dict, sample_batch: Callable, *, n_batches: int = 10, inner_lr: float = 0.4,

@@ -19,11 +19,12 @@ import numpy as np
 import torch
 from torch.func import grad, grad_and_value, vmap
 
+from course_utils.env import course_device
 from course_utils.nets import check_head
 from course_utils.seed import check_rng
 from course_utils.training import MetaHistory, MethodRegistry, batches, reptile_epsilon, run_meta_loop
 from course_utils.validation import check_bool, check_float, check_lr, check_positive_int
-from course_utils.torch.core import adam_init, adam_step, as_task_tensors, mlp_forward, mse_loss
+from course_utils.torch.core import adam_init, adam_step, as_task_tensors, mlp_forward, mse_loss, to_numpy
 from course_utils.torch.core import num_threads as pin_threads
 from course_utils.torch.meta import make_meta_gradient_fn
 
@@ -154,7 +155,7 @@ def meta_train(method: str, params: dict[str, np.ndarray], sample_batch: Callabl
                rng: np.random.Generator | int | None = None, eval_fn: Callable | None = None,
                eval_every: int = 100, epsilon_start: float = 1.0, epsilon_end: float = 0.0,
                progress: bool = True, desc: str | None = None, num_threads: int | None = 1,
-               **options) -> tuple[dict[str, np.ndarray], MetaHistory]:
+               block_size: int | None = None, **options) -> tuple[dict[str, np.ndarray], MetaHistory]:
     """Meta-train ``params`` with ``method`` on ``n_iterations`` meta-batches from ``sample_batch``.
 
     Args:
@@ -163,7 +164,8 @@ def meta_train(method: str, params: dict[str, np.ndarray], sample_batch: Callabl
         params: initial weights θ₀ (NumPy dict; not modified).
         sample_batch: ``sample_batch(rng) -> (x_support, y_support, x_query, y_query, ...)``,
             NumPy arrays with tasks on axis 0 (extra items are ignored), e.g.
-            ``lambda rng: sample_sinusoid_tasks(25, 10, 10, rng=rng)[:4]``.
+            ``lambda rng: sample_sinusoid_tasks(25, 10, 10, rng=rng)[:4]``. It must draw only
+            from ``rng``: batches are sampled a block at a time (see ``block_size``).
         inner_lr, steps, first_order, forward, loss_fn: the inner loop (α, its SGD steps, whether
             its gradients are constants) and the model.
         outer_lr: Adam's step size for gradient methods (> 0).
@@ -171,7 +173,15 @@ def meta_train(method: str, params: dict[str, np.ndarray], sample_batch: Callabl
         eval_fn: ``eval_fn(params_numpy) -> float`` every ``eval_every`` iterations and at the end.
         epsilon_start, epsilon_end: Reptile's ε schedule (:func:`course_utils.training.reptile_epsilon`).
         num_threads: PyTorch threads during training (restored afterwards; None keeps the setting).
+        block_size: meta-iterations sampled and converted to tensors at once (None: as many as
+            fit in a few MB, :func:`course_utils.training.auto_block_size`; 1: one at a time).
+            The same task stream either way, hence the same losses and weights.
         options: the method's own options (see :func:`make_meta_step`).
+
+    Tensors live on :func:`course_utils.env.course_device` (the CPU unless ``COURSE_SCALE=paper``
+    finds a GPU, or ``COURSE_DEVICE`` says otherwise). One iteration: the meta-step, then the
+    course's Adam (``torch._foreach_*``) or Reptile's interpolation; losses stay tensors until the
+    end of their block.
 
     Returns:
         ``(params, history)``: the meta-learned θ (NumPy) and a :class:`~course_utils.training.MetaHistory`.
@@ -185,26 +195,33 @@ def meta_train(method: str, params: dict[str, np.ndarray], sample_batch: Callabl
         reptile_epsilon(0, n_iterations, epsilon_start=epsilon_start, epsilon_end=epsilon_end)
     step = make_meta_step(method, inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward,
                           loss_fn=loss_fn, **options)
-    theta = {k: torch.tensor(np.asarray(v, np.float32)) for k, v in params.items()}
+    device = torch.device(course_device())
+    theta = {k: torch.tensor(np.asarray(v, np.float32), device=device) for k, v in params.items()}
     state = adam_init(theta) if m.update == "gradient" else None
 
-    def iterate(i, batch):
-        loss, update = step(theta, *as_task_tensors(*tuple(batch)[:4]))
+    def run(i, xs, ys, xq, yq):
+        loss, update = step(theta, xs, ys, xq, yq)
         if state is not None:
             adam_step(theta, update, state, lr=outer_lr)
         else:
             eps = reptile_epsilon(i, n_iterations, epsilon_start=epsilon_start, epsilon_end=epsilon_end)
             with torch.no_grad():
-                for k in theta:
-                    theta[k].add_(update[k], alpha=eps)
+                torch._foreach_add_([theta[k] for k in update], [update[k] for k in update], alpha=eps)
         return loss
 
+    def iterate(i, block):
+        xs, ys, xq, yq = (a.to(device) for a in as_task_tensors(*tuple(block)[:4]))
+        if block_size == 1:
+            return run(i, xs, ys, xq, yq)
+        losses = [run(i + j, xs[j], ys[j], xq[j], yq[j]) for j in range(xs.shape[0])]
+        return torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device) for v in losses]).cpu()
+
     with pin_threads(num_threads):
-        hist = run_meta_loop(iterate, sample_batch, n_iterations=n_iterations, rng=rng,
-                             get_params=lambda: {k: v.numpy().copy() for k, v in theta.items()},
-                             method=method, framework="torch", eval_fn=eval_fn, eval_every=eval_every,
-                             progress=progress, desc=desc)
-    return {k: v.numpy().astype(np.float32) for k, v in theta.items()}, hist
+        hist = run_meta_loop(iterate, lambda r: tuple(sample_batch(r))[:4], n_iterations=n_iterations, rng=rng,
+                             get_params=lambda: to_numpy(theta), method=method, framework="torch",
+                             eval_fn=eval_fn, eval_every=eval_every, progress=progress, desc=desc,
+                             block_size=block_size)
+    return to_numpy(theta), hist
 
 
 def pretrain_baseline(params: dict[str, np.ndarray], sample_batch: Callable, *, n_iterations: int = 1000,
