@@ -3,8 +3,9 @@
 Submodules: ``core`` (parameters, MLP, losses, the MAML inner loop), ``autodiff`` (chapter 2),
 ``objectives`` (chapters 3 and 5), ``distill`` (chapter 4), ``meta`` and ``convnet`` (MAML,
 chapter 6), ``first_order`` (FOMAML, Reptile, ANIL, chapter 7), ``training`` (the one
-``meta_train`` for every method). Each submodule's ``__all__`` is
-re-exported here; a test checks that both halves export the same names with the same signatures.
+``meta_train`` for every method), ``metric`` (ProtoNets, Matching Nets, ProtoMAML, chapter 8).
+Each submodule's ``__all__`` is re-exported here; a test checks that both halves export the same
+names with the same signatures.
 """
 from course_utils.env import configure_tensorflow_env
 
@@ -18,6 +19,7 @@ from course_utils.tensorflow.meta import *  # noqa: E402,F401,F403
 from course_utils.tensorflow.convnet import *  # noqa: E402,F401,F403
 from course_utils.tensorflow.first_order import *  # noqa: E402,F401,F403
 from course_utils.tensorflow.training import *  # noqa: E402,F401,F403
+from course_utils.tensorflow.metric import *  # noqa: E402,F401,F403
 
 from course_utils.tensorflow import core as _core  # noqa: E402
 from course_utils.tensorflow import autodiff as _autodiff  # noqa: E402
@@ -27,6 +29,7 @@ from course_utils.tensorflow import meta as _meta  # noqa: E402
 from course_utils.tensorflow import convnet as _convnet  # noqa: E402
 from course_utils.tensorflow import first_order as _first_order  # noqa: E402
 from course_utils.tensorflow import training as _training  # noqa: E402
+from course_utils.tensorflow import metric as _metric  # noqa: E402
 
-_MODULES = (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training)
+_MODULES = (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training, _metric)
 __all__ = [n for _m in _MODULES for n in _m.__all__]

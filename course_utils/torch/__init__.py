@@ -3,8 +3,9 @@
 Submodules: ``core`` (parameters, MLP, losses, the MAML inner loop), ``autodiff`` (chapter 2),
 ``objectives`` (chapters 3 and 5), ``distill`` (chapter 4), ``meta`` and ``convnet`` (MAML,
 chapter 6), ``first_order`` (FOMAML, Reptile, ANIL, chapter 7), ``training`` (the one
-``meta_train`` for every method). Each submodule's ``__all__`` is
-re-exported here; a test checks that both halves export the same names with the same signatures.
+``meta_train`` for every method), ``metric`` (ProtoNets, Matching Nets, ProtoMAML, chapter 8).
+Each submodule's ``__all__`` is re-exported here; a test checks that both halves export the same
+names with the same signatures.
 """
 from course_utils.torch.core import *  # noqa: F401,F403
 from course_utils.torch.autodiff import *  # noqa: F401,F403
@@ -14,6 +15,7 @@ from course_utils.torch.meta import *  # noqa: F401,F403
 from course_utils.torch.convnet import *  # noqa: F401,F403
 from course_utils.torch.first_order import *  # noqa: F401,F403
 from course_utils.torch.training import *  # noqa: F401,F403
+from course_utils.torch.metric import *  # noqa: F401,F403
 
 from course_utils.torch import core as _core  # noqa: E402
 from course_utils.torch import autodiff as _autodiff  # noqa: E402
@@ -23,6 +25,7 @@ from course_utils.torch import meta as _meta  # noqa: E402
 from course_utils.torch import convnet as _convnet  # noqa: E402
 from course_utils.torch import first_order as _first_order  # noqa: E402
 from course_utils.torch import training as _training  # noqa: E402
+from course_utils.torch import metric as _metric  # noqa: E402
 
-_MODULES = (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training)
+_MODULES = (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training, _metric)
 __all__ = [n for _m in _MODULES for n in _m.__all__]
