@@ -20,6 +20,7 @@ __all__ = [
     "episode_explorer",
     "family_fit",
     "check_episode_counts",
+    "CHALLENGE_FAMILY",
     "check_mean_task_function",
     "check_recover_task",
 ]
@@ -207,38 +208,47 @@ def check_episode_counts(fn: Callable | None) -> bool:
     return report(True, name)
 
 
-def _mean_task_curve(x: np.ndarray) -> np.ndarray:
-    a_lo, a_hi = AMPLITUDE_RANGE
-    p_lo, p_hi = PHASE_RANGE
+#: Challenge 2's task family: not the course's sinusoids (whose mean task the chapter derives), but
+#: y = A sin(x − φ) with A ~ U[1, 3] and φ ~ U[0, π/2].
+CHALLENGE_FAMILY = {"amplitude_range": (1.0, 3.0), "phase_range": (0.0, float(np.pi / 2))}
+
+
+def _mean_task_curve(x: np.ndarray, amplitude_range=AMPLITUDE_RANGE, phase_range=PHASE_RANGE) -> np.ndarray:
+    a_lo, a_hi = amplitude_range
+    p_lo, p_hi = phase_range
     mean_a = (a_lo + a_hi) / 2
     # (1/(p_hi-p_lo)) ∫ sin(x - φ) dφ = (cos(x - p_hi) - cos(x - p_lo)) / (p_hi - p_lo)
     return mean_a * (np.cos(x - p_hi) - np.cos(x - p_lo)) / (p_hi - p_lo)
 
 
 def check_mean_task_function(fn: Callable | None, *, atol: float = 0.05) -> bool:
-    """Challenge 2: ``fn(x) -> E_{T∼p(T)}[f_T(x)]``, the average sinusoid of the family, x (n,) → (n,).
+    """Challenge 2: ``fn(x) -> E_T[A sin(x − φ)]`` for :data:`CHALLENGE_FAMILY`, x (n,) → (n,).
 
-    The exact answer is -(2/π)·E[A]·cos x with E[A] = 2.55; a Monte-Carlo average over
-    10,000+ tasks passes (tolerance ``atol``).
+    The exact answer is E[A]·(cos(x − π/2) − cos x)/(π/2) = (4/π)(sin x − cos x); a Monte-Carlo
+    average over 10,000+ tasks passes (tolerance ``atol``). The course's own family (φ ∈ [0, π],
+    whose mean the chapter derives) is recognised and answered with a hint.
     """
     atol = check_float(atol, "atol", 0.0, low_open=True)
     name = "mean task function"
     if fn is None:
-        return report(False, name, "Define mean_task(x) returning the average curve over many tasks.")
+        return report(False, name, "Define mean_task(x) returning the average curve of the challenge's family.")
     x = np.linspace(-5, 5, 41)
     try:
         got = np.asarray(fn(x), dtype=float).ravel()
     except Exception as exc:  # noqa: BLE001
         return report(False, name, f"calling it raised {type(exc).__name__}: {exc}")
-    expected = _mean_task_curve(x)
+    expected = _mean_task_curve(x, **CHALLENGE_FAMILY)
     if got.shape != expected.shape:
         return report(False, name, f"expected {expected.size} values for {x.size} inputs, got {got.size}")
     if np.allclose(got, 0, atol=atol):
-        return report(False, name, "Not zero: the phase only ranges over [0, π], so the curves do not cancel.")
+        return report(False, name, "Not zero: the phases only range over a quarter turn, so the curves do not cancel.")
+    if np.allclose(got, _mean_task_curve(x), atol=atol):
+        return report(False, name, "That is the mean of the course's family (A ~ U[0.1, 5], φ ~ U[0, π]); "
+                                   "the challenge asks for A ~ U[1, 3], φ ~ U[0, π/2].")
     if not np.allclose(got, expected, atol=atol):
         worst = float(np.abs(got - expected).max())
         return report(False, name, f"largest error {worst:.3g} (allowed {atol}). Average A·sin(x − φ) "
-                                   "over A ~ U[0.1, 5], φ ~ U[0, π].")
+                                   "over A ~ U[1, 3] and φ ~ U[0, π/2] (independent).")
     return report(True, name)
 
 

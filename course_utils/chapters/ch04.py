@@ -18,7 +18,7 @@ import numpy as np
 
 from course_utils.grading import close, report
 from course_utils.tasks import GaussianTask, GaussianTaskFamily
-from course_utils.validation import (check_bool, check_float, check_int, check_lr, check_nonnegative,
+from course_utils.validation import (check_bool, check_float, check_instance, check_int, check_lr, check_nonnegative,
                                      check_positive_int, check_temperature)
 from course_utils.widgets import float_slider, int_slider, lambda_slider, make_interactive
 
@@ -518,18 +518,32 @@ def check_ece(answer) -> bool:
     return report(ok, name, "Use equal-width bins on [0, 1] (confidence 1.0 goes in the last bin).")
 
 
-_LIMIT_CHOICES = {
-    "a": "the least-squares boundary through the labelled points",
-    "b": "the Bayes boundary of p*, whatever the labels say",
-    "c": "no boundary: p_θ becomes uniform",
-}
+def _large_lambda_loss(demo: GaussianDemo) -> float:
+    """Exercise 4's answer: the labelled cross-entropy that the fit tends to as λ → ∞.
+
+    With exact p* that softmax regression can represent, λ·KL dominates and p_θ → p*, so
+    L(θ) → mean_i −log p*(y_i | x_i) on the labelled points.
+    """
+    p = demo.teacher.posterior(demo.x_labelled)
+    return float(-np.mean(np.log(p[np.arange(len(demo.y_labelled)), demo.y_labelled])))
 
 
-def check_large_lambda_limit(answer) -> bool:
-    """Exercise 4: as λ → ∞ with exact p* (and p* representable), the fitted boundary tends to …?"""
+def check_large_lambda_limit(answer, *, demo: GaussianDemo) -> bool:
+    """Exercise 4: the number L(θ) (mean cross-entropy on the labelled points) tends to as λ → ∞."""
+    check_instance(demo, "demo", GaussianDemo, "a GaussianDemo (ch04.make_gaussian_demo)")
     name = "the λ → ∞ limit"
     if answer is None:
-        choices = "; ".join(f"{k}) {v}" for k, v in _LIMIT_CHOICES.items())
-        return report(False, name, f"Answer 'a', 'b' or 'c': {choices}")
-    ok = isinstance(answer, str) and answer.strip().lower() == "b"
-    return report(ok, name, "What minimises λ·KL(p* ‖ p_θ) when λ dominates, and can softmax regression reach it?")
+        return report(False, name, "Pass a number: the labelled-data loss L(θ) of the fit as λ → ∞.")
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return report(False, name, f"expected a number, got {answer!r}")
+    ref = _large_lambda_loss(demo)
+    if close(value, ref, rtol=1e-3):
+        return report(True, name)
+    n_classes = demo.teacher.means.shape[0]
+    if close(value, np.log(n_classes), rtol=1e-3):
+        return report(False, name, "log C is the loss of the uniform prediction: does KL(p* ‖ p_θ) push p_θ "
+                                   "towards uniform?")
+    return report(False, name, "When λ dominates, which p_θ minimises the KL term, and what is −log of it "
+                               "at the labelled points' labels?")

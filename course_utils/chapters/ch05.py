@@ -180,6 +180,14 @@ def check_sum_convention(answer, *, sweep: dict, penalty: str = "function") -> b
     name = "best λ in the Σ convention"
     if answer is None:
         return report(False, name, "Pass an array with one λ_Σ per K in sweep['k_shots'].")
-    ref = best_lambdas(sweep)[penalty] * np.asarray(sweep["k_shots"], dtype=float)
-    return report(close(answer, ref, rtol=1e-3), name,
-                  "Take best_lambdas(sweep)[penalty] and multiply each entry by its K.")
+    best = best_lambdas(sweep)[penalty]
+    k = np.asarray(sweep["k_shots"], dtype=float)
+    if close(answer, best * k, rtol=1e-3):
+        return report(True, name)
+    if close(answer, best / k, rtol=1e-3):
+        hint = "You divided by K: the sum convention's λ weighs a penalty against a sum of K losses, not a mean."
+    elif close(answer, best, rtol=1e-3):
+        hint = "Those are the mean convention's values; convert each one to the sum convention."
+    else:
+        hint = "Start from the best λ of each K in the sweep (one value per K, in the order of sweep['k_shots'])."
+    return report(False, name, hint)

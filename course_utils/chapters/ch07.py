@@ -11,17 +11,21 @@ from __future__ import annotations
 import numpy as np
 
 from course_utils.grading import close, report
-from course_utils.nets import head_keys
-from course_utils.validation import check_int
+from course_utils.nets import head_keys, init_convnet
+from course_utils.validation import check_choice, check_int
 
 __all__ = [
     "reptile_k1_prediction",
     "mean_median",
     "compare_methods",
     "format_table",
+    "seed_summary",
+    "separated",
+    "taylor_coefficients",
+    "TAYLOR_TOY",
     "check_hessian_term",
-    "check_reptile_k1",
-    "check_anil_head",
+    "check_reptile_two_steps",
+    "check_anil_share",
     "check_reptile_taylor",
 ]
 
@@ -94,6 +98,34 @@ def reptile_k1_prediction(params: dict, joint_gradient: dict, *, inner_lr: float
             for k in params}
 
 
+# --------------------------------------------------------------------------- several seeds
+def seed_summary(values) -> tuple[float, float]:
+    """(mean, standard deviation with ddof=1) of one method's results over seeds (>= 2 values)."""
+    v = np.asarray(values, dtype=float).ravel()
+    if v.size < 2:
+        raise ValueError(f"values must hold the results of at least 2 seeds, got {v.size}")
+    return float(v.mean()), float(v.std(ddof=1))
+
+
+def separated(a, b) -> bool:
+    """True when two methods' mean ± sd intervals over seeds do not overlap (the only case ranked)."""
+    (ma, sa), (mb, sb) = seed_summary(a), seed_summary(b)
+    return abs(ma - mb) > sa + sb
+
+
+def taylor_coefficients(method: str, k: int = 2) -> tuple[float, float]:
+    """Nichol et al. (2018), section 5: E[g] ≈ c_grad·AvgGrad + c_inner·α·AvgGradInner for k inner steps.
+
+    AvgGrad = E[∇L(θ)] (joint training); AvgGradInner = E[H̄_j ḡ_i] = ½∇E[ḡ_i·ḡ_j] for minibatches
+    i ≠ j of one task. For MAML and FOMAML the k-th minibatch is the query batch. Returns
+    ``(c_grad, c_inner)``: MAML (1, −2(k−1)), FOMAML (1, −(k−1)), Reptile (k, −k(k−1)/2).
+    """
+    check_choice(method, "method", ("maml", "fomaml", "reptile"))
+    k = check_int(k, "k", 1)
+    return {"maml": (1.0, -2.0 * (k - 1)), "fomaml": (1.0, -(k - 1.0)),
+            "reptile": (float(k), -k * (k - 1) / 2.0)}[method]
+
+
 # --------------------------------------------------------------------------- checkers
 def check_hessian_term(answer) -> bool:
     """Challenge 1: the MAML meta-gradient for one inner SGD step from θ is (I - α H_s) ∇L_q(φ).
@@ -112,43 +144,91 @@ def check_hessian_term(answer) -> bool:
                             "(write it with I, alpha and H).")
 
 
-def check_reptile_k1(answer: dict | None, expected: dict) -> bool:
-    """Challenge 2: the learner computes Reptile's k = 1 update by hand; ``expected`` is the package's."""
-    name = "Challenge 2 (Reptile with one step)"
+def check_reptile_two_steps(answer: dict | None, *, fw, params: dict, x, y, inner_lr: float = 0.02,
+                            epsilon: float = 0.5) -> bool:
+    """Challenge 2: Reptile's update with k = 2 full-batch SGD steps per task, computed by hand.
+
+    ``fw`` is the framework module whose ``reptile_update`` gives the reference (computed here, so
+    the learner never sees it); ``x, y``: every task's data, (tasks, points, 1).
+    """
+    name = "Challenge 2 (Reptile with two steps)"
     if answer is None:
-        return report(False, name, "Compute θ - ε·α·g with g the joint-training gradient "
-                                   "(maml_meta_gradient with steps=0) and pass the dict.")
+        return report(False, name, "Adapt every task with two SGD steps, average φ̃_i − θ over tasks, scale by ε, "
+                                   "add θ; pass the dict.")
+    expected = fw.reptile_update(params, x, y, epsilon=epsilon, inner_lr=inner_lr, inner_steps=2)
     if not isinstance(answer, dict) or set(answer) != set(expected):
         return report(False, name, f"answer must be a dict with keys {sorted(expected)}.")
-    ok = all(close(answer[k], expected[k], rtol=1e-4, atol=1e-6) for k in expected)
-    return report(ok, name, "Check the sign (Reptile moves θ TOWARDS φ̃, i.e. down the gradient) "
-                            "and the factor ε·α.")
+    if all(close(answer[k], expected[k], rtol=1e-4, atol=1e-6) for k in expected):
+        return report(True, name)
+    one = fw.reptile_update(params, x, y, epsilon=epsilon, inner_lr=inner_lr, inner_steps=1)
+    if all(close(answer[k], one[k], rtol=1e-4, atol=1e-6) for k in one):
+        return report(False, name, "That is the one-step update (joint training): take the second step from the "
+                                   "task's adapted weights, with that task's gradient there.")
+    return report(False, name, "Check the second step's gradient (at φ_i after one step, per task), the "
+                               "sign (towards φ̃) and the factor ε.")
 
 
-def check_anil_head(answer, params: dict) -> bool:
-    """Challenge 3: which parameters does ANIL adapt in the inner loop? (a list/tuple of keys)."""
+def _anil_share(n_way: int, hidden: int) -> float:
+    params = init_convnet(0, n_way=n_way, hidden=hidden)
+    head = head_keys(params)
+    return sum(params[k].size for k in head) / sum(v.size for v in params.values())
+
+
+def check_anil_share(answer, *, n_way: int = 20, hidden: int = 64) -> bool:
+    """Challenge 3: the share of the conv net's parameters that ANIL's inner loop adapts.
+
+    For the 4-block conv net of chapter 6 with ``hidden`` filters and an ``n_way`` head (a number in
+    (0, 1), relative tolerance 1e-3).
+    """
     name = "Challenge 3 (what ANIL adapts)"
     if answer is None:
-        return report(False, name, "Set answer to the list of parameter names ANIL updates in its inner loop.")
+        return report(False, name, "Pass a number in (0, 1): adapted parameters / all parameters.")
     try:
-        ok = sorted(answer) == sorted(head_keys(params))
-    except TypeError:
-        ok = False
-    return report(ok, name, "ANIL ('almost no inner loop') adapts only the final linear layer: "
-                            "its weight and its bias.")
+        value = float(answer)
+    except (TypeError, ValueError):
+        return report(False, name, f"expected a number, got {answer!r}")
+    ref = _anil_share(n_way, hidden)
+    if close(value, ref, rtol=1e-3, atol=0):
+        return report(True, name)
+    if close(value, 100 * ref, rtol=1e-3, atol=0):
+        return report(False, name, "That is a percentage: give the share as a fraction.")
+    if close(value, _anil_share(5, 32), rtol=1e-3, atol=0):
+        return report(False, name, f"That is the 5-way, 32-filter net: use n_way = {n_way} and hidden = {hidden}.")
+    return report(False, name, "Count only the final linear layer (its weight and bias, head_keys) and divide "
+                               "by the size of every parameter array.")
+
+
+#: Challenge 4: two minibatch losses of one task, L_j(θ) = a_j/2 · (θ − c_j)², a step size and a point θ.
+TAYLOR_TOY = {"theta": 0.5, "inner_lr": 0.1, "a": (2.0, 1.0), "c": (1.0, -1.0)}
+
+
+def _taylor_correction() -> float:
+    t = TAYLOR_TOY
+    (a_a, a_b), (c_a, c_b), theta, alpha = t["a"], t["c"], t["theta"], t["inner_lr"]
+    g_a, g_b = a_a * (theta - c_a), a_b * (theta - c_b)
+    return -alpha / 2 * (a_b * g_a + a_a * g_b)   # mean over the orders (A, B) and (B, A)
 
 
 def check_reptile_taylor(answer) -> bool:
-    """Challenge 4: the sign of the second Taylor term of Reptile's expected update.
+    """Challenge 4: g_Rep − (ḡ_A + ḡ_B) for k = 2 steps on :data:`TAYLOR_TOY`, averaged over both orders.
 
-    For two inner steps on minibatches A then B, E[g_Reptile] ≈ E[ḡ_A + ḡ_B] - α/2·∇E[ḡ_A·ḡ_B]
-    (Nichol et al. 2018, §5.2): Reptile *increases* the inner product between gradients on
-    different minibatches. The learner answers "increase" or "decrease".
+    For quadratics the Taylor expansion is exact: the answer is −(α/2)·d/dθ(ḡ_A ḡ_B), whose sign
+    says which way Reptile moves the inner product of the two minibatch gradients.
     """
-    name = "Challenge 4 (what the second term does)"
+    name = "Challenge 4 (the Taylor term)"
     if answer is None:
-        return report(False, name, "Answer 'increase' or 'decrease': what does a step along "
-                                   "-α/2·∇(g_A·g_B) do to the inner product g_A·g_B?")
-    ok = str(answer).strip().lower() in {"increase", "increases", "up", "maximise", "maximize"}
-    return report(ok, name, "Reptile descends E[g_Reptile]; that vector contains -α/2·∇(g_A·g_B), and "
-                            "descending along minus a gradient means climbing that quantity.")
+        return report(False, name, "Pass a number: the average over both orders of g_Rep minus ḡ_A + ḡ_B.")
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return report(False, name, f"expected a number, got {answer!r}")
+    ref = _taylor_correction()
+    if close(value, ref, rtol=1e-6, atol=1e-9):
+        return report(True, name)
+    if close(value, -ref, rtol=1e-6, atol=1e-9):
+        return report(False, name, "Right size, wrong sign: g_Rep = (θ − φ̃)/α, so a step that lowers the loss "
+                                   "enters with a plus sign.")
+    if close(value, 2 * ref, rtol=1e-6, atol=1e-9):
+        return report(False, name, "Average over the two orders (A then B, B then A), not the sum.")
+    return report(False, name, "Take two SGD steps (A then B): g_1 = ḡ_A, g_2 = ∇L_B(θ − α g_1); "
+                               "g_Rep = g_1 + g_2. Do the same in the other order and average.")

@@ -343,6 +343,11 @@ def test_ch05_checkers(capsys):
     assert not ch05.check_sum_convention([1.0, 0.1], sweep=sweep)
     assert not ch05.check_sum_convention(None, sweep=sweep)
     assert "❌" in capsys.readouterr().out
+    assert not ch05.check_sum_convention([1.0, 0.01], sweep=sweep)                   # divided by K
+    assert "divided by K" in capsys.readouterr().out
+    assert not ch05.check_sum_convention([1.0, 0.1], sweep=sweep)                    # the mean convention
+    out = capsys.readouterr().out
+    assert "mean convention" in out and "best_lambdas" not in out, "the hint is not the solution code"
 
 
 def test_objectives_are_reexported():  # names and signatures of both halves: tests/frameworks/test_mirror.py

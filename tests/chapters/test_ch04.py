@@ -299,7 +299,17 @@ def test_checkers_accept_solutions_and_reject_wrong(capsys):
     assert ch04.check_ece(ece)
     assert not ch04.check_ece(lambda p, y, n: abs((p.argmax(1) == y).mean() - p.max(1).mean()))
     assert not ch04.check_ece(None)
-    assert ch04.check_large_lambda_limit("b") and not ch04.check_large_lambda_limit("a")
-    assert not ch04.check_large_lambda_limit(None)
+    demo = ch04.make_gaussian_demo(2, seed=0)
+    p = demo.task.posterior(demo.x_labelled)
+    limit = float(-np.mean(np.log(p[np.arange(len(demo.y_labelled)), demo.y_labelled])))
+    assert ch04.check_large_lambda_limit(limit, demo=demo)
+    assert not ch04.check_large_lambda_limit(np.log(3), demo=demo)          # the uniform prediction
+    assert not ch04.check_large_lambda_limit(limit + 0.01, demo=demo)
+    assert not ch04.check_large_lambda_limit("b", demo=demo) and not ch04.check_large_lambda_limit(None, demo=demo)
+    w, b = ch04.fit_softmax_kl(demo.x_labelled, demo.y_labelled, demo.x_unlabelled, demo.p_star, [1e4],
+                               steps=300, lr=0.5)
+    q = ch04.softmax(demo.x_labelled @ w[0] + b[0])
+    fitted = float(-np.mean(np.log(q[np.arange(len(demo.y_labelled)), demo.y_labelled])))
+    assert abs(fitted - limit) < 0.01 * limit, "a large-λ fit reaches the checker's limit"
     out = capsys.readouterr().out
     assert "✅" in out and "❌" in out
