@@ -312,31 +312,3 @@ def test_mean_median():
     assert ch07.mean_median([1, 2, 9]) == (4.0, 2.0)
     with pytest.raises(ValueError):
         ch07.mean_median([])
-
-
-def test_checkers(mlp, tasks, capsys):
-    assert ch07.check_hessian_term("I - alpha H")
-    assert ch07.check_hessian_term("(I - α * H)")
-    assert not ch07.check_hessian_term("I")
-    assert not ch07.check_hessian_term(None)
-
-    xs, ys, xq, yq = tasks
-    x, y = np.concatenate([xs, xq], 1), np.concatenate([ys, yq], 1)
-    expected = ct.reptile_update(mlp, x, y, epsilon=0.5, inner_lr=0.02, inner_steps=1)
-    _, g = ct.maml_meta_gradient(mlp, x, y, x, y, steps=0)
-    solution = {k: mlp[k] - 0.5 * 0.02 * g[k] for k in mlp}
-    assert ch07.check_reptile_k1(solution, expected)
-    assert not ch07.check_reptile_k1({k: mlp[k] + 0.5 * 0.02 * g[k] for k in mlp}, expected)
-    assert not ch07.check_reptile_k1({"w0": 1}, expected)
-    assert not ch07.check_reptile_k1(None, expected)
-
-    assert ch07.check_anil_head(["w2", "b2"], mlp)
-    assert not ch07.check_anil_head(["w0", "b0", "w1", "b1", "w2", "b2"], mlp)
-    assert not ch07.check_anil_head(None, mlp)
-    assert not ch07.check_anil_head(3, mlp)
-
-    assert ch07.check_reptile_taylor("increase")
-    assert not ch07.check_reptile_taylor("decrease")
-    assert not ch07.check_reptile_taylor(None)
-    out = capsys.readouterr().out
-    assert "✅" in out and "❌" in out
