@@ -61,8 +61,9 @@ def _body(params, x, bn_stats=None, stop_at=None):
             mean = h.mean(dim=(0, 2, 3), keepdim=True)
             var = ((h - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
         else:
-            mean = to_tensor(np.asarray(bn_stats[f"bn{i}_mean"], np.float32)).view(1, -1, 1, 1)
-            var = to_tensor(np.asarray(bn_stats[f"bn{i}_var"], np.float32)).view(1, -1, 1, 1)
+            # fixed statistics, on the device of the activations (a GPU under COURSE_SCALE=paper)
+            mean = torch.as_tensor(np.asarray(bn_stats[f"bn{i}_mean"], np.float32), device=h.device).view(1, -1, 1, 1)
+            var = torch.as_tensor(np.asarray(bn_stats[f"bn{i}_var"], np.float32), device=h.device).view(1, -1, 1, 1)
         h = (h - mean) * torch.rsqrt(var + BN_EPS)
         h = torch.relu(h * params[f"bn{i}_gamma"].view(1, -1, 1, 1) + params[f"bn{i}_beta"].view(1, -1, 1, 1))
         i += 1

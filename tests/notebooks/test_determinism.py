@@ -10,16 +10,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from tests.notebooks.execute import execute_notebook
 
 REPO = Path(__file__).resolve().parents[2]
 VOLATILE = re.compile(r"(\d\s*(ms|s|MB|MiB|GB)\b|/s\b|seconds|memory|iterations per second|threads?)", re.I)
 
 
 def _printed(path: Path) -> list[str]:
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    nb = execute_notebook(nbformat.read(path, as_version=4), path.parent, timeout=600)
     lines = []
     for cell in nb.cells:
         for out in cell.get("outputs", []):

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from tests.notebooks.execute import execute_notebook
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-SKIP = {
-    "08_metric_based.ipynb": "chapter 8 is being written in a parallel change; its solutions are run once that lands",
-}
+SKIP: dict[str, str] = {}   # notebook name -> why its solutions are not run (none today)
 MARKER = "__HIDDEN_SOLUTIONS__"
 
 _DETAILS = re.compile(r"<details>\s*<summary>\s*Solution\s*</summary>(.*?)</details>", re.S | re.I)
@@ -117,8 +116,7 @@ def inject(nb, exercises):
 
 def run_and_collect(nb, path: Path) -> dict:
     """Execute the injected notebook in a fresh kernel and return the per-exercise results."""
-    NotebookClient(nb, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(path)}}).execute()
+    nb = execute_notebook(nb, path)
     for out in nb.cells[-1].get("outputs", []):
         text = out.get("text", "")
         if MARKER in text:
