@@ -64,9 +64,14 @@ def _api(base: str, token: str, path: str, method: str = "GET"):
     return json.loads(body) if body else None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright_browser():
-    """A headless Debian Chromium driven by Playwright (no browser download)."""
+    """A headless Debian Chromium driven by Playwright (no browser download).
+
+    Package scope: Playwright's event loop is closed when the browser tests end. Left open for
+    the rest of the session, it made jupyter_client (nbval, nbclient) run its kernel clients on a
+    background loop, where a kernel's reply was once lost and a notebook run hung.
+    """
     if not CHROMIUM.exists():
         _require_or_skip(f"{CHROMIUM} not found (apt-get install chromium)")
     try:
@@ -81,7 +86,7 @@ def playwright_browser():
             browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab_server(playwright_browser):
     """``(base_url, token)`` of a JupyterLab serving ``notebooks/``; stopped by PID afterwards."""
     jupyter = REPO / ".venv" / "bin" / "jupyter"
