@@ -5,7 +5,7 @@ level. Framework code is mirrored with the same names in :mod:`course_utils.torc
 :mod:`course_utils.tensorflow` (import those explicitly; importing this package never imports
 a deep-learning framework).
 """
-from course_utils.env import configure_tensorflow_env, course_scale, environment_report, peak_memory_mb
+from course_utils.env import configure_tensorflow_env, course_device, course_scale, environment_report, peak_memory_mb
 from course_utils.seed import set_seed
 from course_utils.data import load_omniglot
 from course_utils.tasks import (
@@ -22,6 +22,7 @@ __all__ = [
     "configure_tensorflow_env",
     "peak_memory_mb",
     "environment_report",
+    "course_device",
     "course_scale",
     "set_seed",
     "load_omniglot",
