@@ -24,6 +24,7 @@ from course_utils.env import configure_tensorflow_env
 
 configure_tensorflow_env()
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from course_utils.nets import init_convnet  # noqa: E402,F401  (framework-free)
@@ -36,6 +37,34 @@ BN_EPS = 1e-5
 _PAD = [[0, 0], [1, 1], [1, 1], [0, 0]]  # explicit padding 1, as PyTorch's padding=1 ("SAME" differs on even sizes)
 
 
+def conv_body(params: dict, x, bn_stats: dict | None = None, stop_at: int | None = None) -> tf.Tensor:
+    """The four blocks and the spatial mean, without the head: (n, hidden) features of ``x``;
+    ``stop_at=i`` returns block i's convolution output (n, H, W, C) before its batch norm. See
+    :func:`course_utils.torch.convnet.conv_body` (same arguments, same numbers)."""
+    x = to_tensor(x)
+    check_choice(x.shape.rank, "x.ndim (images (n, H, W) or (n, H, W, C))", (3, 4))
+    h = x[..., None] if x.shape.rank == 3 else x
+    i = 0
+    while f"conv{i}_w" in params:
+        w = tf.transpose(params[f"conv{i}_w"], (2, 3, 1, 0))
+        h = tf.nn.conv2d(h, w, strides=2, padding=_PAD)
+        if i == stop_at:
+            return h
+        if bn_stats is None:
+            mean = tf.reduce_mean(h, axis=(0, 1, 2), keepdims=True)
+            var = tf.reduce_mean(tf.square(h - mean), axis=(0, 1, 2), keepdims=True)
+        else:
+            mean = tf.constant(np.asarray(bn_stats[f"bn{i}_mean"], np.float32))
+            var = tf.constant(np.asarray(bn_stats[f"bn{i}_var"], np.float32))
+        h = (h - mean) * tf.math.rsqrt(var + BN_EPS)
+        h = h * params[f"bn{i}_gamma"] + params[f"bn{i}_beta"]
+        h = tf.nn.relu(h)
+        i += 1
+    if i == 0:
+        raise ValueError(f"params must hold the conv net's conv0_w, bn0_gamma, ...; got keys {sorted(params)}")
+    return tf.reduce_mean(h, axis=(1, 2))
+
+
 def convnet_forward(params: dict, x: tf.Tensor) -> tf.Tensor:
     """Logits of the conv net: images ``x`` (n, H, W) or (n, H, W, C), float → (n, n_way).
 
@@ -44,18 +73,4 @@ def convnet_forward(params: dict, x: tf.Tensor) -> tf.Tensor:
     (TensorFlow's ``"SAME"`` pads 28 → 14 asymmetrically and would give different numbers).
     NumPy images are converted with :func:`course_utils.tensorflow.to_tensor` (uint8 → [0, 1]).
     """
-    x = to_tensor(x)
-    check_choice(x.shape.rank, "x.ndim (images (n, H, W) or (n, H, W, C))", (3, 4))
-    h = x[..., None] if x.shape.rank == 3 else x
-    i = 0
-    while f"conv{i}_w" in params:
-        w = tf.transpose(params[f"conv{i}_w"], (2, 3, 1, 0))
-        h = tf.nn.conv2d(h, w, strides=2, padding=_PAD)
-        mean = tf.reduce_mean(h, axis=(0, 1, 2), keepdims=True)
-        var = tf.reduce_mean(tf.square(h - mean), axis=(0, 1, 2), keepdims=True)
-        h = (h - mean) * tf.math.rsqrt(var + BN_EPS)
-        h = h * params[f"bn{i}_gamma"] + params[f"bn{i}_beta"]
-        h = tf.nn.relu(h)
-        i += 1
-    h = tf.reduce_mean(h, axis=(1, 2))
-    return tf.matmul(h, params["head_w"]) + params["head_b"]
+    return tf.matmul(conv_body(params, x), params["head_w"]) + params["head_b"]

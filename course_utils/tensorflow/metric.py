@@ -26,7 +26,7 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils.tensorflow.convnet import BN_EPS  # noqa: E402
+from course_utils.tensorflow.convnet import conv_body  # noqa: E402
 from course_utils.tensorflow.core import adapt, cross_entropy_loss, to_tensor  # noqa: E402
 from course_utils.tensorflow.training import register_meta_method  # noqa: E402
 from course_utils.validation import check_choice, check_float, check_positive_int  # noqa: E402
@@ -47,37 +47,12 @@ __all__ = [
 #: The methods :func:`metric_episode_loss` knows (all three are ``meta_train`` methods too).
 METRIC_LOSSES = ("protonet", "matchingnet", "protomaml")
 _MASKED = -1e9  # the score of "not this class" in matching_logits (exp underflows to exactly 0)
-_PAD = [[0, 0], [1, 1], [1, 1], [0, 0]]  # PyTorch's padding=1 (chapter 6's convnet_forward)
-
-
-def _body(params, x, bn_stats=None, stop_at=None):
-    # stop_at=i: return block i's convolution output (n, H, W, C), before its batch norm
-    x = to_tensor(x)
-    check_choice(x.shape.rank, "x.ndim (images (n, H, W) or (n, H, W, C))", (3, 4))
-    h = x[..., None] if x.shape.rank == 3 else x
-    i = 0
-    while f"conv{i}_w" in params:
-        h = tf.nn.conv2d(h, tf.transpose(params[f"conv{i}_w"], (2, 3, 1, 0)), strides=2, padding=_PAD)
-        if i == stop_at:
-            return h
-        if bn_stats is None:
-            mean = tf.reduce_mean(h, axis=(0, 1, 2), keepdims=True)
-            var = tf.reduce_mean(tf.square(h - mean), axis=(0, 1, 2), keepdims=True)
-        else:
-            mean = tf.constant(np.asarray(bn_stats[f"bn{i}_mean"], np.float32))
-            var = tf.constant(np.asarray(bn_stats[f"bn{i}_var"], np.float32))
-        h = (h - mean) * tf.math.rsqrt(var + BN_EPS)
-        h = tf.nn.relu(h * params[f"bn{i}_gamma"] + params[f"bn{i}_beta"])
-        i += 1
-    if i == 0:
-        raise ValueError(f"params must hold the conv net's conv0_w, bn0_gamma, ...; got keys {sorted(params)}")
-    return tf.reduce_mean(h, axis=(1, 2))
 
 
 def convnet_embed(params: dict, x, bn_stats: dict | None = None) -> tf.Tensor:
     """The embedding f_θ(x): chapter 6's conv net up to (not including) its head, (n, hidden);
     see :func:`course_utils.torch.convnet_embed` (same arguments, same numbers)."""
-    return _body(params, x, bn_stats)
+    return conv_body(params, x, bn_stats)
 
 
 def bn_statistics(params: dict, x, *, batch_size: int = 256) -> dict[str, np.ndarray]:
@@ -92,7 +67,7 @@ def bn_statistics(params: dict, x, *, batch_size: int = 256) -> dict[str, np.nda
     while f"conv{i}_w" in p:
         total, total_sq, count = 0.0, 0.0, 0
         for s in range(0, len(x), batch_size):
-            h = tf.cast(_body(p, x[s:s + batch_size], stats, stop_at=i), tf.float64)   # (b, H, W, C)
+            h = tf.cast(conv_body(p, x[s:s + batch_size], stats, stop_at=i), tf.float64)   # (b, H, W, C)
             total = total + tf.reduce_sum(h, (0, 1, 2))
             total_sq = total_sq + tf.reduce_sum(h * h, (0, 1, 2))
             count += h.shape[0] * h.shape[1] * h.shape[2]

@@ -20,6 +20,7 @@ in PyTorch's order; TensorFlow transposes inside its forward pass):
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -32,12 +33,17 @@ __all__ = ["init_convnet", "convnet_forward", "BN_EPS"]
 BN_EPS = 1e-5
 
 
-def convnet_forward(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Logits of the conv net: images ``x`` (n, H, W) or (n, H, W, C), float → (n, n_way).
+def conv_body(params: dict, x, bn_stats: dict | None = None, stop_at: int | None = None) -> torch.Tensor:
+    """The four blocks and the spatial mean, without the head: (n, hidden) features of ``x``.
 
-    Images are channel-last like NumPy arrays (the course's image layout); they are moved to
-    PyTorch's NCHW inside. Works under ``torch.func.vmap`` (one set of parameters per task).
-    NumPy images are converted with :func:`course_utils.torch.to_tensor` (uint8 → [0, 1]).
+    The one implementation of the blocks, shared by :func:`convnet_forward` and the embedding of
+    chapter 8 (:func:`course_utils.torch.convnet_embed`).
+
+    Args:
+        bn_stats: None - batch norm normalises with the statistics of ``x`` (transductive, as
+            in training); or fixed ``{"bn{i}_mean", "bn{i}_var"}`` arrays (inference mode).
+        stop_at: return block ``stop_at``'s convolution output (n, C, H, W), before its batch
+            norm (how fixed statistics are measured).
     """
     x = to_tensor(x)
     check_choice(x.dim(), "x.ndim (images (n, H, W) or (n, H, W, C))", (3, 4))
@@ -45,11 +51,28 @@ def convnet_forward(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.T
     i = 0
     while f"conv{i}_w" in params:
         h = F.conv2d(h, params[f"conv{i}_w"], stride=2, padding=1)
-        mean = h.mean(dim=(0, 2, 3), keepdim=True)
-        var = ((h - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+        if i == stop_at:
+            return h
+        if bn_stats is None:
+            mean = h.mean(dim=(0, 2, 3), keepdim=True)
+            var = ((h - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+        else:  # fixed statistics, on the activations' device (a GPU under COURSE_SCALE=paper)
+            mean = torch.as_tensor(np.asarray(bn_stats[f"bn{i}_mean"], np.float32), device=h.device).view(1, -1, 1, 1)
+            var = torch.as_tensor(np.asarray(bn_stats[f"bn{i}_var"], np.float32), device=h.device).view(1, -1, 1, 1)
         h = (h - mean) * torch.rsqrt(var + BN_EPS)
         h = h * params[f"bn{i}_gamma"].view(1, -1, 1, 1) + params[f"bn{i}_beta"].view(1, -1, 1, 1)
         h = torch.relu(h)
         i += 1
-    h = h.mean(dim=(2, 3))
-    return h @ params["head_w"] + params["head_b"]
+    if i == 0:
+        raise ValueError(f"params must hold the conv net's conv0_w, bn0_gamma, ...; got keys {sorted(params)}")
+    return h.mean(dim=(2, 3))
+
+
+def convnet_forward(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Logits of the conv net: images ``x`` (n, H, W) or (n, H, W, C), float → (n, n_way).
+
+    Images are channel-last like NumPy arrays (the course's image layout); they are moved to
+    PyTorch's NCHW inside. Works under ``torch.func.vmap`` (one set of parameters per task).
+    NumPy images are converted with :func:`course_utils.torch.to_tensor` (uint8 → [0, 1]).
+    """
+    return conv_body(params, x) @ params["head_w"] + params["head_b"]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_utils.torch.convnet import BN_EPS
+from course_utils.torch.convnet import conv_body
 from course_utils.torch.core import adapt, cross_entropy_loss, to_tensor
 from course_utils.torch.core import num_threads as pin_threads
 from course_utils.torch.training import register_meta_method
@@ -47,31 +47,6 @@ METRIC_LOSSES = ("protonet", "matchingnet", "protomaml")
 _MASKED = -1e9  # the score of "not this class" in matching_logits (exp underflows to exactly 0)
 
 
-def _body(params, x, bn_stats=None, stop_at=None):
-    # stop_at=i: return block i's convolution output (n, C, H, W), before its batch norm
-    x = to_tensor(x)
-    check_choice(x.dim(), "x.ndim (images (n, H, W) or (n, H, W, C))", (3, 4))
-    h = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
-    i = 0
-    while f"conv{i}_w" in params:
-        h = F.conv2d(h, params[f"conv{i}_w"], stride=2, padding=1)
-        if i == stop_at:
-            return h
-        if bn_stats is None:
-            mean = h.mean(dim=(0, 2, 3), keepdim=True)
-            var = ((h - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
-        else:
-            # fixed statistics, on the device of the activations (a GPU under COURSE_SCALE=paper)
-            mean = torch.as_tensor(np.asarray(bn_stats[f"bn{i}_mean"], np.float32), device=h.device).view(1, -1, 1, 1)
-            var = torch.as_tensor(np.asarray(bn_stats[f"bn{i}_var"], np.float32), device=h.device).view(1, -1, 1, 1)
-        h = (h - mean) * torch.rsqrt(var + BN_EPS)
-        h = torch.relu(h * params[f"bn{i}_gamma"].view(1, -1, 1, 1) + params[f"bn{i}_beta"].view(1, -1, 1, 1))
-        i += 1
-    if i == 0:
-        raise ValueError(f"params must hold the conv net's conv0_w, bn0_gamma, ...; got keys {sorted(params)}")
-    return h.mean(dim=(2, 3))
-
-
 def convnet_embed(params: dict, x, bn_stats: dict | None = None) -> torch.Tensor:
     """The embedding f_θ(x): chapter 6's conv net up to (not including) its head, (n, hidden).
 
@@ -83,7 +58,7 @@ def convnet_embed(params: dict, x, bn_stats: dict | None = None) -> torch.Tensor
             or the dict of :func:`bn_statistics` - fixed statistics, so each image's embedding
             does not depend on the others in the batch.
     """
-    return _body(params, x, bn_stats)
+    return conv_body(params, x, bn_stats)
 
 
 def bn_statistics(params: dict, x, *, batch_size: int = 256) -> dict[str, np.ndarray]:
@@ -105,7 +80,7 @@ def bn_statistics(params: dict, x, *, batch_size: int = 256) -> dict[str, np.nda
         while f"conv{i}_w" in p:
             total, total_sq, count = 0.0, 0.0, 0
             for s in range(0, len(x), batch_size):
-                h = _body(p, x[s:s + batch_size], stats, stop_at=i).double()    # (b, C, H, W)
+                h = conv_body(p, x[s:s + batch_size], stats, stop_at=i).double()    # (b, C, H, W)
                 total, total_sq = total + h.sum((0, 2, 3)), total_sq + (h * h).sum((0, 2, 3))
                 count += h.shape[0] * h.shape[2] * h.shape[3]
             mean = total / count
