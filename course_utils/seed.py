@@ -7,7 +7,7 @@ import random
 import numpy as np
 
 from course_utils.env import configure_tensorflow_env
-from course_utils.validation import check_bool, check_int
+from course_utils.validation import check_bool, check_int, check_names
 
 __all__ = ["set_seed", "check_rng"]
 
@@ -27,9 +27,7 @@ def set_seed(seed: int = 0, *, frameworks: tuple[str, ...] = ("torch", "tensorfl
     """
     seed = check_int(seed, "seed", 0, 2**32 - 1)
     check_bool(deterministic, "deterministic")
-    unknown = set(frameworks) - {"torch", "tensorflow"}
-    if unknown:
-        raise ValueError(f"frameworks must be a subset of ('torch', 'tensorflow'), got {sorted(unknown)}")
+    frameworks = check_names(frameworks, "frameworks", ("torch", "tensorflow"))
     seed = int(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)  # affects subprocesses only; documented for learners
     random.seed(seed)

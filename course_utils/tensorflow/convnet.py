@@ -28,7 +28,7 @@ import tensorflow as tf  # noqa: E402
 
 from course_utils.nets import init_convnet  # noqa: E402,F401  (framework-free)
 from course_utils.tensorflow.core import to_tensor  # noqa: E402
-from course_utils.validation import check_choice  # noqa: E402
+from course_utils.validation import check_convnet  # noqa: E402
 
 __all__ = ["init_convnet", "convnet_forward", "BN_EPS"]
 
@@ -44,8 +44,8 @@ def convnet_forward(params: dict, x: tf.Tensor) -> tf.Tensor:
     (TensorFlow's ``"SAME"`` pads 28 → 14 asymmetrically and would give different numbers).
     NumPy images are converted with :func:`course_utils.tensorflow.to_tensor` (uint8 → [0, 1]).
     """
+    check_convnet(params, x)
     x = to_tensor(x)
-    check_choice(x.shape.rank, "x.ndim (images (n, H, W) or (n, H, W, C))", (3, 4))
     h = x[..., None] if x.shape.rank == 3 else x
     i = 0
     while f"conv{i}_w" in params:

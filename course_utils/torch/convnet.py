@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from course_utils.nets import init_convnet  # noqa: F401  (framework-free)
 from course_utils.torch.core import to_tensor
-from course_utils.validation import check_choice
+from course_utils.validation import check_convnet
 
 __all__ = ["init_convnet", "convnet_forward", "BN_EPS"]
 
@@ -39,8 +39,8 @@ def convnet_forward(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.T
     PyTorch's NCHW inside. Works under ``torch.func.vmap`` (one set of parameters per task).
     NumPy images are converted with :func:`course_utils.torch.to_tensor` (uint8 → [0, 1]).
     """
+    check_convnet(params, x)
     x = to_tensor(x)
-    check_choice(x.dim(), "x.ndim (images (n, H, W) or (n, H, W, C))", (3, 4))
     h = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
     i = 0
     while f"conv{i}_w" in params:
