@@ -11,6 +11,9 @@ ifeq ($(origin COURSE_DATA_DIR), undefined)
     export COURSE_DATA_DIR := $(abspath ../shared/data/omniglot)
   endif
 endif
+# Fewer glibc malloc arenas: TensorFlow's and PyTorch's thread pools otherwise each grow their own,
+# which inflates a kernel's resident memory by a few hundred MB (the chapters assert < 1.5 GB).
+export MALLOC_ARENA_MAX ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from course_utils.grading import close, report
+from course_utils.plots import new_figure, show_figure
 from course_utils.tasks import GaussianTask, GaussianTaskFamily
 from course_utils.validation import (check_bool, check_float, check_instance, check_int, check_lr, check_nonnegative,
                                      check_positive_int, check_temperature)
@@ -214,7 +215,8 @@ def gaussian_view(lam: float = 0.0, k_shot: int = 2, *, seed: int = 0, teacher_a
 
     Returns a dict: ``lam``, ``k_shot``, ``accuracy`` (test), ``bayes_accuracy``,
     ``agreement_with_bayes``, ``kl_to_true_posterior`` (test mean, nats), ``ece``,
-    ``objective`` (final J), ``readout`` (the printed line), ``w`` (2, C), ``b`` (C,).
+    ``objective`` (final J), ``readout`` (the printed line), ``w`` (2, C), ``b`` (C,); with
+    ``draw`` also ``figure`` (the matplotlib Figure shown, drawn outside pyplot).
     ``lam`` >= 0, ``k_shot`` in [1, 50], ``steps`` >= 0.
     """
     lam = check_float(lam, "lam", 0.0)
@@ -235,8 +237,10 @@ def gaussian_view(lam: float = 0.0, k_shot: int = 2, *, seed: int = 0, teacher_a
                       f"J(θ) = {out['objective']:.4f}")
     if draw:
         print(out["readout"])
-        _draw_regions(demo, w, b, lam)
-        plt.show()
+        fig = new_figure((6, 5))  # outside pyplot: a slider redraw is never half-drawn
+        _draw_regions(demo, w, b, lam, ax=fig.add_subplot())
+        show_figure(fig)
+        out["figure"] = fig
     return out
 
 
@@ -428,7 +432,8 @@ def lwf_view(lam: float = 1.0, temperature: float = 2.0, *, setup: LwFSetup, dra
                       f"ECE {out['ece']:.4f}, mean confidence {out['confidence']:.3f}")
     if draw:
         print(out["readout"])
-        fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 3.8))
+        fig = new_figure((10, 3.8))  # outside pyplot: a slider redraw is never half-drawn
+        a0, a1 = fig.subplots(1, 2)
         names = ["new task\n(query)", "old task\n(student)", "old task\n(teacher)"]
         vals = [out["new_accuracy"], out["old_accuracy"], out["teacher_old_accuracy"]]
         a0.bar(names, vals, color=["C0", "C1", "C7"])
@@ -438,7 +443,8 @@ def lwf_view(lam: float = 1.0, temperature: float = 2.0, *, setup: LwFSetup, dra
         _reliability(a1, r["probs"][0], r["labels"])
         a1.set_title(f"Reliability, new task (ECE = {out['ece']:.3f})")
         fig.tight_layout()
-        plt.show()
+        show_figure(fig)
+        out["figure"] = fig
     return out
 
 

@@ -103,11 +103,15 @@ def episode_view(embeddings, *, n_way: int = 5, k_shot: int = 1, n_query: int = 
 
 def plot_episode_view(view: dict, *, title: str = "A test episode in the embedding"):
     """Left: the 2-D projection (dots: support, stars: prototypes, crosses: queries, each joined to
-    the prototype it is assigned to; red = wrong). Right: the distances that decide each query."""
-    import matplotlib.pyplot as plt
+    the prototype it is assigned to; red = wrong). Right: the distances that decide each query.
+    Returns the Figure (drawn outside pyplot; display it with :func:`course_utils.plots.show_figure`)."""
+    import matplotlib
 
-    fig, (ax, hx) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
-    colors = plt.cm.tab20(np.linspace(0, 1, max(view["n_way"], 2)))
+    from course_utils.plots import new_figure
+
+    fig = new_figure((11, 4.2))  # outside pyplot: a slider redraw is never half-drawn
+    ax, hx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
+    colors = matplotlib.colormaps["tab20"](np.linspace(0, 1, max(view["n_way"], 2)))
     for k in range(view["n_way"]):
         s = view["support_2d"][view["y_support"] == k]
         ax.scatter(s[:, 0], s[:, 1], color=colors[k], s=18, alpha=0.6)
@@ -136,8 +140,7 @@ def plot_episode_view(view: dict, *, title: str = "A test episode in the embeddi
 def make_episode_widget(embeddings, *, max_way: int = 20, max_shot: int = 10, n_query: int = 3):
     """Sliders for way, shot and the episode seed; each move draws a new test episode, its
     prototypes and the distances that decide every query. ``.result`` is :func:`episode_view`'s dict."""
-    import matplotlib.pyplot as plt
-
+    from course_utils.plots import show_figure
     from course_utils.widgets import int_slider, make_interactive
 
     emb = np.asarray(embeddings)
@@ -146,8 +149,7 @@ def make_episode_widget(embeddings, *, max_way: int = 20, max_shot: int = 10, n_
 
     def show(n_way=5, k_shot=1, seed=0):
         view = episode_view(emb, n_way=n_way, k_shot=k_shot, n_query=n_query, seed=seed)
-        plot_episode_view(view)
-        plt.show()
+        show_figure(plot_episode_view(view))
         return view
 
     return make_interactive(show, n_way=int_slider("way (classes)", value=5, min=2, max=max_way),

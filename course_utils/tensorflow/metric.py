@@ -50,21 +50,22 @@ _MASKED = -1e9  # the score of "not this class" in matching_logits (exp underflo
 _PAD = [[0, 0], [1, 1], [1, 1], [0, 0]]  # PyTorch's padding=1 (chapter 6's convnet_forward)
 
 
-def _body(params, x, bn_stats=None, record=None):
+def _body(params, x, bn_stats=None, stop_at=None):
+    # stop_at=i: return block i's convolution output (n, H, W, C), before its batch norm
     x = to_tensor(x)
     check_choice(x.shape.rank, "x.ndim (images (n, H, W) or (n, H, W, C))", (3, 4))
     h = x[..., None] if x.shape.rank == 3 else x
     i = 0
     while f"conv{i}_w" in params:
         h = tf.nn.conv2d(h, tf.transpose(params[f"conv{i}_w"], (2, 3, 1, 0)), strides=2, padding=_PAD)
+        if i == stop_at:
+            return h
         if bn_stats is None:
             mean = tf.reduce_mean(h, axis=(0, 1, 2), keepdims=True)
             var = tf.reduce_mean(tf.square(h - mean), axis=(0, 1, 2), keepdims=True)
         else:
             mean = tf.constant(np.asarray(bn_stats[f"bn{i}_mean"], np.float32))
             var = tf.constant(np.asarray(bn_stats[f"bn{i}_var"], np.float32))
-        if record is not None:
-            record[f"bn{i}_mean"], record[f"bn{i}_var"] = tf.reshape(mean, [-1]), tf.reshape(var, [-1])
         h = (h - mean) * tf.math.rsqrt(var + BN_EPS)
         h = tf.nn.relu(h * params[f"bn{i}_gamma"] + params[f"bn{i}_beta"])
         i += 1
@@ -79,12 +80,29 @@ def convnet_embed(params: dict, x, bn_stats: dict | None = None) -> tf.Tensor:
     return _body(params, x, bn_stats)
 
 
-def bn_statistics(params: dict, x) -> dict[str, np.ndarray]:
-    """The batch-norm means and variances that ``x`` gives every block (NumPy float32);
-    see :func:`course_utils.torch.bn_statistics`."""
-    record = {}
-    _body({k: to_tensor(v) for k, v in params.items()}, x, None, record)
-    return {k: v.numpy().astype(np.float32) for k, v in record.items()}
+def bn_statistics(params: dict, x, *, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """The batch-norm means and variances that ``x`` gives every block (NumPy float32), streamed
+    in batches of ``batch_size``; see :func:`course_utils.torch.bn_statistics`."""
+    batch_size = check_positive_int(batch_size, "batch_size")
+    x = np.asarray(x)
+    check_positive_int(len(x), "len(x) (images to measure)")
+    p = {k: to_tensor(v) for k, v in params.items()}
+    stats: dict[str, np.ndarray] = {}
+    i = 0
+    while f"conv{i}_w" in p:
+        total, total_sq, count = 0.0, 0.0, 0
+        for s in range(0, len(x), batch_size):
+            h = tf.cast(_body(p, x[s:s + batch_size], stats, stop_at=i), tf.float64)   # (b, H, W, C)
+            total = total + tf.reduce_sum(h, (0, 1, 2))
+            total_sq = total_sq + tf.reduce_sum(h * h, (0, 1, 2))
+            count += h.shape[0] * h.shape[1] * h.shape[2]
+        mean = total / count
+        stats[f"bn{i}_mean"] = tf.cast(mean, tf.float32).numpy()
+        stats[f"bn{i}_var"] = tf.cast(tf.maximum(total_sq / count - mean**2, 0.0), tf.float32).numpy()
+        i += 1
+    if i == 0:
+        raise ValueError(f"params must hold the conv net's conv0_w, bn0_gamma, ...; got keys {sorted(params)}")
+    return stats
 
 
 def embed_images(params: dict, images, bn_stats: dict | None = None, *, batch_size: int = 256,
@@ -93,9 +111,14 @@ def embed_images(params: dict, images, bn_stats: dict | None = None, *, batch_si
     validated by the PyTorch half and ignored here (TensorFlow's threads are set at start-up)."""
     batch_size = check_positive_int(batch_size, "batch_size")
     images = np.asarray(images)
+    check_positive_int(len(images), "len(images) (images to embed)")
     p = {k: to_tensor(v) for k, v in params.items()}
-    out = [convnet_embed(p, images[s:s + batch_size], bn_stats).numpy() for s in range(0, len(images), batch_size)]
-    return np.concatenate(out).astype(np.float32)
+    out = None                 # filled in place: no small arrays left between the batches' buffers
+    for s in range(0, len(images), batch_size):
+        z = convnet_embed(p, images[s:s + batch_size], bn_stats).numpy()
+        out = np.empty((len(images), z.shape[1]), np.float32) if out is None else out
+        out[s:s + len(z)] = z
+    return out
 
 
 def prototypes(z_support: tf.Tensor, y_support: tf.Tensor, n_way: int) -> tf.Tensor:

@@ -47,21 +47,22 @@ METRIC_LOSSES = ("protonet", "matchingnet", "protomaml")
 _MASKED = -1e9  # the score of "not this class" in matching_logits (exp underflows to exactly 0)
 
 
-def _body(params, x, bn_stats=None, record=None):
+def _body(params, x, bn_stats=None, stop_at=None):
+    # stop_at=i: return block i's convolution output (n, C, H, W), before its batch norm
     x = to_tensor(x)
     check_choice(x.dim(), "x.ndim (images (n, H, W) or (n, H, W, C))", (3, 4))
     h = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
     i = 0
     while f"conv{i}_w" in params:
         h = F.conv2d(h, params[f"conv{i}_w"], stride=2, padding=1)
+        if i == stop_at:
+            return h
         if bn_stats is None:
             mean = h.mean(dim=(0, 2, 3), keepdim=True)
             var = ((h - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
         else:
             mean = to_tensor(np.asarray(bn_stats[f"bn{i}_mean"], np.float32)).view(1, -1, 1, 1)
             var = to_tensor(np.asarray(bn_stats[f"bn{i}_var"], np.float32)).view(1, -1, 1, 1)
-        if record is not None:
-            record[f"bn{i}_mean"], record[f"bn{i}_var"] = mean.detach().flatten(), var.detach().flatten()
         h = (h - mean) * torch.rsqrt(var + BN_EPS)
         h = torch.relu(h * params[f"bn{i}_gamma"].view(1, -1, 1, 1) + params[f"bn{i}_beta"].view(1, -1, 1, 1))
         i += 1
@@ -84,13 +85,35 @@ def convnet_embed(params: dict, x, bn_stats: dict | None = None) -> torch.Tensor
     return _body(params, x, bn_stats)
 
 
-def bn_statistics(params: dict, x) -> dict[str, np.ndarray]:
+def bn_statistics(params: dict, x, *, batch_size: int = 256) -> dict[str, np.ndarray]:
     """The batch-norm means and variances that ``x`` (a large batch of training images) gives
-    every block: ``{"bn0_mean": (hidden,), "bn0_var": (hidden,), ...}`` (NumPy float32)."""
-    record = {}
+    every block: ``{"bn0_mean": (hidden,), "bn0_var": (hidden,), ...}`` (NumPy float32).
+
+    The numbers are those of one batch holding all of ``x`` (up to float rounding), but ``x`` is
+    streamed in batches of ``batch_size``: block i's sums are accumulated over every batch (in
+    float64) before block i + 1 runs with them, so memory stays that of one batch (2,000 images
+    in one batch would cost ~150 MB more).
+    """
+    batch_size = check_positive_int(batch_size, "batch_size")
+    x = np.asarray(x)
+    check_positive_int(len(x), "len(x) (images to measure)")
+    p = {k: to_tensor(v) for k, v in params.items()}
+    stats: dict[str, np.ndarray] = {}
     with torch.no_grad():
-        _body({k: to_tensor(v) for k, v in params.items()}, x, None, record)
-    return {k: v.numpy().astype(np.float32) for k, v in record.items()}
+        i = 0
+        while f"conv{i}_w" in p:
+            total, total_sq, count = 0.0, 0.0, 0
+            for s in range(0, len(x), batch_size):
+                h = _body(p, x[s:s + batch_size], stats, stop_at=i).double()    # (b, C, H, W)
+                total, total_sq = total + h.sum((0, 2, 3)), total_sq + (h * h).sum((0, 2, 3))
+                count += h.shape[0] * h.shape[2] * h.shape[3]
+            mean = total / count
+            stats[f"bn{i}_mean"] = mean.float().numpy()
+            stats[f"bn{i}_var"] = (total_sq / count - mean**2).clamp_min(0).float().numpy()
+            i += 1
+    if i == 0:
+        raise ValueError(f"params must hold the conv net's conv0_w, bn0_gamma, ...; got keys {sorted(params)}")
+    return stats
 
 
 def embed_images(params: dict, images, bn_stats: dict | None = None, *, batch_size: int = 256,
@@ -99,12 +122,15 @@ def embed_images(params: dict, images, bn_stats: dict | None = None, *, batch_si
     batches of ``batch_size`` (with ``bn_stats=None`` each batch normalises with its own statistics)."""
     batch_size = check_positive_int(batch_size, "batch_size")
     images = np.asarray(images)
+    check_positive_int(len(images), "len(images) (images to embed)")
     p = {k: to_tensor(v) if not isinstance(v, torch.Tensor) else v.detach() for k, v in params.items()}
-    out = []
+    out = None                 # filled in place: no small arrays left between the batches' buffers
     with torch.no_grad(), pin_threads(num_threads):
         for s in range(0, len(images), batch_size):
-            out.append(convnet_embed(p, images[s:s + batch_size], bn_stats).numpy())
-    return np.concatenate(out).astype(np.float32)
+            z = convnet_embed(p, images[s:s + batch_size], bn_stats)
+            out = np.empty((len(images), z.shape[1]), np.float32) if out is None else out
+            out[s:s + len(z)] = z.numpy()
+    return out
 
 
 def prototypes(z_support: torch.Tensor, y_support: torch.Tensor, n_way: int) -> torch.Tensor:

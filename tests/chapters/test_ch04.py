@@ -166,8 +166,9 @@ def test_gaussian_widget_headless_extremes():
     readouts = []
     for lam in [v for _, v in lam_slider.options]:
         plt.close("all")
-        readouts.append(ch04.gaussian_view(lam, 2)["readout"])
-        ax = plt.gcf().axes[0]
+        r = ch04.gaussian_view(lam, 2)
+        readouts.append(r["readout"])
+        ax = r["figure"].axes[0]
         assert ax.collections and "λ" in ax.get_title()
     assert len(set(readouts)) == len(readouts)
 
@@ -252,8 +253,8 @@ def test_lwf_view_and_widget_extremes(tiny_setup):
         readouts.add(r["readout"])
     assert len(readouts) == 3
     plt.close("all")
-    ch04.lwf_view(0.0, 2.0, setup=tiny_setup)
-    assert len(plt.gcf().axes) == 2 and plt.gcf().axes[0].patches
+    fig = ch04.lwf_view(0.0, 2.0, setup=tiny_setup)["figure"]
+    assert len(fig.axes) == 2 and fig.axes[0].patches
     sweep = ch04.lwf_sweep(tiny_setup, [0.0, 1.0, 100.0])
     assert sweep["new_accuracy"].shape == (3,) and np.all(np.isfinite(sweep["ece"]))
 
