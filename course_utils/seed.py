@@ -54,11 +54,14 @@ def set_seed(seed: int = 0, *, frameworks: tuple[str, ...] = ("torch", "tensorfl
     return np.random.default_rng(seed)
 
 
-def check_rng(rng: np.random.Generator | int | None, name: str = "rng") -> np.random.Generator:
-    """Turn a seed or generator into a ``np.random.Generator`` (None means a fresh, unseeded one)."""
+def check_rng(rng: np.random.Generator | int | None, name: str = "rng", *,
+              allow_none: bool = True) -> np.random.Generator:
+    """Turn a seed or generator into a ``np.random.Generator`` (None means a fresh, unseeded one,
+    unless ``allow_none`` is False: then None is rejected)."""
+    allow_none = check_bool(allow_none, "allow_none")
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None:
+    if rng is None and allow_none:
         return np.random.default_rng()
     try:
         return np.random.default_rng(check_int(rng, name, 0))

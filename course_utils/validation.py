@@ -53,7 +53,8 @@ def check_steps(steps) -> None:
 
 def check_lr(value, name: str) -> float:
     """A finite step size ``> 0``, as a Python ``float``."""
-    if not (isinstance(value, (int, float, np.floating)) and np.isfinite(value) and value > 0):
+    if isinstance(value, (bool, np.bool_)) or not (isinstance(value, (int, float, np.integer, np.floating))
+                                                    and np.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 
@@ -550,7 +551,10 @@ def check_probabilities(value, name: str):
 def check_same_shape(**arrays) -> None:
     """Arrays/tensors that must have exactly the same shape."""
     shapes = {k: tuple(_shape(v)) for k, v in arrays.items()}
-    if len(set(shapes.values())) > 1:
+    first = next(iter(shapes.values()))
+    agree = all(len(s) == len(first) and all(a is None or b is None or a == b for a, b in zip(s, first))
+                for s in shapes.values())  # None: an axis unknown while tracing
+    if not agree:
         listing = ", ".join(f"{k} {s}" for k, s in shapes.items())
         raise ValueError(f"{' and '.join(arrays)} must have the same shape, got {listing}")
 
@@ -689,3 +693,190 @@ def check_regression_call(params, x_support, y_support, *, tasks_axis: bool = Tr
     d_in, d_out = mlp_dims(params)
     return check_task_arrays({"x_support": x_support, "y_support": y_support}, tasks_axis=tasks_axis,
                              x_dim=d_in, y_dim=d_out)
+
+
+# --------------------------------------------------------------------------- records, loops, lists
+def check_numbers(value, name: str, *, integer: bool = False, low: float | None = None,
+                  nonempty: bool = False) -> list:
+    """A list/tuple/1-D array of finite numbers (integers when ``integer``; bools rejected), each
+    ``>= low`` when given; returned as a list of Python numbers."""
+    what = "integers" if integer else "finite numbers"
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (list, tuple, np.ndarray)):
+        raise ValueError(f"{name} must be a list of {what}, got {type(value).__name__}")
+    if isinstance(value, np.ndarray) and value.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D list of {what}, got shape {value.shape}")
+    out = [check_int(v, f"{name}[{i}]", int(low) if low is not None else -(2**63)) if integer
+           else check_float(v, f"{name}[{i}]", low) for i, v in enumerate(value)]
+    if nonempty and not out:
+        raise ValueError(f"{name} must hold at least one number, got an empty list")
+    return out
+
+
+def check_generator(value, name: str = "rng") -> np.random.Generator:
+    """A ``np.random.Generator`` itself (where a seed would not do: the caller shares its stream)."""
+    if not isinstance(value, np.random.Generator):
+        raise ValueError(f"{name} must be a np.random.Generator (np.random.default_rng(seed)), "
+                         f"got {type(value).__name__}")
+    return value
+
+
+def check_optional_callable(value, name: str):
+    """None, or something callable."""
+    return None if value is None else check_callable(value, name)
+
+
+def check_arrays_list(value, name: str, *, nonempty: bool = True) -> list[np.ndarray]:
+    """A list/tuple of arrays of numbers (e.g. per-batch losses); returned as NumPy arrays."""
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list of arrays of numbers, got {type(value).__name__}")
+    if nonempty and not value:
+        raise ValueError(f"{name} must hold at least one array, got an empty list")
+    return [np.asarray(check_array(v, f"{name}[{i}]", dtype="real", nonempty=False)) for i, v in enumerate(value)]
+
+
+def check_record(value, name: str, attrs, what: str):
+    """An object with the attributes ``attrs`` (an ``Episode``, a ``SinusoidTasks``, a task...); returned."""
+    missing = [a for a in attrs if not hasattr(value, a)]
+    if value is None or missing:
+        raise ValueError(f"{name} must be {what} (with {', '.join(attrs)}), got {type(value).__name__}")
+    return value
+
+
+def check_points(value, name: str) -> np.ndarray:
+    """One task's 1-D points: real numbers of shape (k,) or (k, 1), none empty; as a float64 (k,) array."""
+    check_array(value, name, ndim=(1, 2), dtype="real")
+    if np.ndim(value) == 2:
+        check_array(value, name, last=1)
+    return np.asarray(value, dtype=np.float64).ravel()
+
+
+def check_kl_data(x_labelled, y_labelled, x_unlabelled, p_star, *, d: int | None = None, c: int | None = None,
+                  batched: bool = False) -> tuple[int, int]:
+    """Chapter 4's KL-regularised data: ``x_labelled`` (..., n, d), integer ``y_labelled`` (..., n) in
+    [0, C), ``x_unlabelled`` (..., m, d), probabilities ``p_star`` (..., m, C); leading axes ``...``
+    only when ``batched`` (shared by all four). ``d``/``c``: the model's sizes when known.
+    Returns ``(d, C)``."""
+    check_array(x_labelled, "x_labelled", ndim=None if batched else 2, min_ndim=2, dtype="real")
+    xl = tuple(_shape(x_labelled))
+    d = xl[-1] if d is None else d
+    check_array(x_labelled, "x_labelled", last=d)
+    check_array(x_unlabelled, "x_unlabelled", min_ndim=2, dtype="real")
+    xu = tuple(_shape(x_unlabelled))
+    if len(xu) != len(xl) or xu[:-2] != xl[:-2] or xu[-1] != d:
+        raise ValueError(f"x_unlabelled must be (..., m, {d}) with the leading axes of x_labelled {xl}, got {xu}")
+    check_probabilities(p_star, "p_star")
+    c = tuple(_shape(p_star))[-1] if c is None else c
+    if tuple(_shape(p_star)) != xu[:-1] + (c,):
+        raise ValueError(f"p_star must have shape {xu[:-1] + (c,)} (a distribution over {c} classes per point of "
+                         f"x_unlabelled {xu}), got {tuple(_shape(p_star))}")
+    check_array(y_labelled, "y_labelled", dtype="label", nonempty=False)
+    if tuple(_shape(y_labelled)) != xl[:-1]:
+        raise ValueError(f"y_labelled must have shape {xl[:-1]} (one label per point of x_labelled {xl}), "
+                         f"got {tuple(_shape(y_labelled))}")
+    check_labels(y_labelled, "y_labelled", c)
+    return d, c
+
+
+def check_values(value, name: str, min_size: int = 1) -> np.ndarray:
+    """Results to summarise (any shape; e.g. per-task errors or per-seed scores): at least ``min_size``
+    finite real numbers, as a flat float64 array."""
+    v = np.asarray(check_array(value, name, dtype="real", nonempty=False), dtype=np.float64).ravel()
+    if v.size < min_size:
+        raise ValueError(f"{name} must hold at least {min_size} number(s), got {v.size}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} must be finite numbers, got {v}")
+    return v
+
+
+def check_framework(fw, *attrs: str, name: str = "fw"):
+    """A framework half (``course_utils.torch`` or ``course_utils.tensorflow``) with the functions ``attrs``."""
+    return check_record(fw, name, attrs, "a framework module (course_utils.torch or course_utils.tensorflow)")
+
+
+# --------------------------------------------------------------------------- the framework cores
+TO_TENSOR_DTYPES = (None, "float32", "int64")
+
+
+def check_to_tensor(a, name: str = "a", dtype=None):
+    """What ``to_tensor`` converts: an array (or nested list) of floats, integers, bools or uint8 images,
+    and ``dtype`` one of :data:`TO_TENSOR_DTYPES`. Returns ``a``."""
+    check_choice(dtype, "dtype", TO_TENSOR_DTYPES)
+    if a is None or isinstance(a, (str, bytes, dict)) or _dtype_kind(a) not in "fiub":
+        got = type(a).__name__ if a is None or isinstance(a, (str, bytes, dict)) else f"dtype {np.asarray(a).dtype}"
+        raise ValueError(f"{name} must be an array of floats, integers or uint8 images, got {got}")
+    return a
+
+
+def check_mlp_input(params, x, name: str = "x") -> None:
+    """An MLP ``params`` dict and its input ``x`` (..., in) of real numbers (a float32 tensor or an array)."""
+    check_params(params, mlp=True)
+    check_array(x, name, min_ndim=1, last=mlp_dims(params)[0], dtype="real")
+    check_tensor_float32(x, name)
+
+
+def check_regression_loss(pred, y) -> None:
+    """``mse_loss``'s predictions and targets: real numbers of exactly the same shape (no broadcasting:
+    a (5,) target against (5, 1) predictions is an error, not a (5, 5) difference)."""
+    check_array(pred, "pred", dtype="real")
+    check_array(y, "y", dtype="real")
+    check_same_shape(pred=pred, y=y)
+
+
+def check_classification(logits, y) -> None:
+    """Logits (..., n, C) of real numbers and integer labels y (..., n) in [0, C) (one per row of logits)."""
+    check_array(logits, "logits", min_ndim=2, dtype="real")
+    check_array(y, "y", dtype="label", nonempty=False)
+    rows, ys = tuple(_shape(logits))[:-1], tuple(_shape(y))
+    if len(rows) != len(ys) or any(a is not None and b is not None and a != b for a, b in zip(rows, ys)):
+        raise ValueError(f"y must have shape {rows} (one label per row of logits {tuple(_shape(logits))}), got {ys}")
+    check_labels(y, "y", _shape(logits)[-1])
+
+
+def check_adam(params, grads, state, *, lr, beta1, beta2, eps) -> None:
+    """Adam's arguments: a parameter dict, gradients for some of its keys (same shapes), the state of
+    ``adam_init`` (``t``, ``m``, ``v``), lr > 0, β₁ and β₂ in [0, 1), ε >= 0."""
+    check_params(params)
+    check_params(grads, "grads")
+    unknown = sorted(set(grads) - set(params))
+    if unknown:
+        raise ValueError(f"grads must have keys of params {sorted(params)}, got unknown {unknown}")
+    check_same_keys({k: params[k] for k in grads}, grads, "grads")
+    check_mapping(state, "state", "the dict of adam_init(params)")
+    if not {"t", "m", "v"} <= set(state) or not set(grads) <= set(state["m"]) & set(state["v"]):
+        raise ValueError(f"state must be adam_init(params) (keys t, m, v with an entry per key of grads), "
+                         f"got keys {sorted(state)}")
+    check_float(lr, "lr", 0.0, low_open=True)
+    check_float(beta1, "beta1", 0.0, 1.0, high_open=True)
+    check_float(beta2, "beta2", 0.0, 1.0, high_open=True)
+    check_float(eps, "eps", 0.0)
+
+
+TASK_ARRAYS = ("x_support", "y_support", "x_query", "y_query")
+
+
+def check_task_tuple(tasks, name: str = "tasks") -> dict:
+    """A batch of tasks: an object with ``x_support, y_support, x_query, y_query`` (``SinusoidTasks``,
+    ``Episode``) or a tuple of those four arrays; returned as ``{name: array}``."""
+    if hasattr(tasks, "x_support"):
+        check_record(tasks, name, TASK_ARRAYS, "tasks with x_support, y_support, x_query, y_query")
+        return {k: getattr(tasks, k) for k in TASK_ARRAYS}
+    if isinstance(tasks, (tuple, list)) and len(tasks) >= 4:
+        return dict(zip(TASK_ARRAYS, tasks))
+    raise ValueError(f"{name} must be a SinusoidTasks/Episode or a tuple (x_support, y_support, x_query, y_query), "
+                     f"got {type(tasks).__name__}")
+
+
+def check_tasks_forward(params_batched, x, forward, mlp_forward) -> None:
+    """Per-task parameters ``{name: (tasks, ...)}`` and per-task inputs x (tasks, n, ...) with the same
+    number of tasks (an MLP's layout, and x's trailing axis its input width, when ``forward`` is the MLP)."""
+    check_callable(forward, "forward")
+    is_mlp = forward is mlp_forward
+    check_params(params_batched, "params_batched", mlp=is_mlp)
+    check_array(x, "x", min_ndim=2, dtype="image")
+    if is_mlp:
+        check_array(x, "x", last=_shape(params_batched["w0"])[-2])
+    n = _shape(x)[0]
+    for k, v in params_batched.items():
+        if len(_shape(v)) < 1 or _shape(v)[0] not in (n, None):
+            raise ValueError(f"params_batched[{k!r}] must have a leading tasks axis of {n} (the tasks of x "
+                             f"{tuple(_shape(x))}), got shape {tuple(_shape(v))}")

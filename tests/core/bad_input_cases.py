@@ -194,7 +194,8 @@ def _fw_cases() -> list[Case]:
     add("as_task_tensors", lambda F: {"arrays": F.tasks}, varargs="arrays", kinds={"arrays": "object"})
     add("from_numpy", lambda F: {"params": F.mlp}, valid=_generic)
     add("to_numpy", lambda F: {"params": F.theta()}, valid=_generic)
-    add("mlp_forward", lambda F: {"params": F.theta(), "x": F.t(F.tasks[0][0])})
+    add("mlp_forward", lambda F: {"params": F.theta(), "x": F.t(F.tasks[0][0])},
+        valid={("x", "extra trailing axis"): "x is (..., in): (3, 1, 1) is a batch of (1, 1) inputs of width 1"})
     add("mse_loss", lambda F: {"pred": F.t(F.tasks[1][0]), "y": F.t(F.tasks[1][0])}, linked=("pred", "y"))
     add("cross_entropy_loss", lambda F: {"logits": F.t(F.p_star[:3] * 3), "y": F.t(np.array([0, 2, 1]))},
         linked=("logits", "y"))
@@ -209,7 +210,8 @@ def _fw_cases() -> list[Case]:
     def _adam(F):
         theta = F.theta()
         return {"params": theta, "grads": F.fw.from_numpy(F.mlp, requires_grad=False), "state": F.fw.adam_init(theta)}
-    add("adam_step", _adam, kinds={"state": "object"})
+    add("adam_step", _adam, kinds={"state": "object"},
+        valid={("grads", "missing key"): "documented: only the keys of grads are updated (the others stay frozen)"})
     add("num_threads", lambda F: {"n": 1}, kinds={"n": "int"})
     # ---- autodiff
     add("hessian_vector_product",
@@ -273,7 +275,8 @@ def _fw_cases() -> list[Case]:
     add("adapt_tasks", lambda F: {"params": F.theta(), "x_support": F.t(F.tasks[0]), "y_support": F.t(F.tasks[1])},
         linked=("x_support", "y_support"))
     add("tasks_forward", lambda F: {"params_batched": F.fw.adapt_tasks(F.theta(), F.t(F.tasks[0]), F.t(F.tasks[1])),
-                                    "x": F.t(F.tasks[2])}, kinds={"params_batched": "params"})
+                                    "x": F.t(F.tasks[2])}, kinds={"params_batched": "params"},
+        valid={("x", "extra trailing axis"): "x is (tasks, ..., in): (2, 3, 1, 1) is a batch of (1, 1) inputs of width 1"})
     add("maml_task_losses", lambda F: {"params": F.theta(), **_tasks4_t(F)}, **_LIN)
     add("make_meta_gradient_fn", lambda F: {})
     add("maml_meta_gradient_batched", lambda F: {"params": F.mlp, **_tasks4(F)}, **_LIN)
@@ -448,11 +451,15 @@ def _core_cases() -> list[Case]:
         linked=("z_support", "y_support"))
     add(M + "squared_distances", lambda F: {"a": z(F), "b": z(F)[:3]})
     add(M + "protonet_logits", lambda F: {"z_query": z(F), "protos": z(F)[:3]})
-    add(M + "prototype_head", lambda F: {"protos": z(F)[:3]})
+    add(M + "prototype_head", lambda F: {"protos": z(F)[:3]},
+        valid={("protos", "extra trailing axis"): "protos is (..., n_way, D): (3, 3, 1) is 3 episodes of 3 "
+                                                  "prototypes of dimension 1"})
     add(M + "cosine_similarities", lambda F: {"a": z(F), "b": z(F)[:3]})
     add(M + "matching_logits", lambda F: {"z_query": z(F), "z_support": z(F), "y_support": ys(F), "n_way": 3},
         linked=("z_support", "y_support"))
-    add(M + "log_softmax", lambda F: {"logits": z(F)}, kinds={"axis": "int_signed"})
+    add(M + "log_softmax", lambda F: {"logits": z(F)}, kinds={"axis": "int_signed"},
+        valid={("logits", v): "log_softmax takes logits of any rank >= 1 (along axis)"
+               for v in ("trailing axis dropped", "extra trailing axis")})
     add(M + "protonet_loss_and_grad", lambda F: {"z_support": z(F), "y_support": ys(F), "z_query": z(F),
                                                  "y_query": ys(F), "n_way": 3}, linked=TASKS[:2])
     add(M + "matching_loss_and_grad", lambda F: {"z_support": z(F), "y_support": ys(F), "z_query": z(F),
@@ -483,7 +490,9 @@ def _chapter_cases() -> list[Case]:
     add("ch01:episode_explorer", lambda F: {"images": F.class_images, "n_way": 3, "k_shot": 1, "n_query": 2,
                                             "max_way": 4}, kinds={"images": "images"})
     add("ch01:family_fit", lambda F: {"x_support": F.tasks[0][0, :, 0], "y_support": F.tasks[1][0, :, 0],
-                                      "n_grid": 11}, linked=("x_support", "y_support"))
+                                      "n_grid": 11}, linked=("x_support", "y_support"),
+        valid={(k, "extra trailing axis"): "documented: one task's points (k,) or (k, 1)"
+               for k in ("x_support", "y_support")})
     for n in ("check_episode_counts", "check_mean_task_function", "check_recover_task"):
         add(f"ch01:{n}", lambda F: {"fn": None}, kinds=chk)
     add("ch02:linear_meta_gradient", lambda F: {"params": init_linear(), **_tasks4(F)}, **_LIN)
@@ -505,7 +514,9 @@ def _chapter_cases() -> list[Case]:
         add(f"ch03:{n}", lambda F: {"fn": None}, kinds=chk)
     add("ch03:check_infinite_lambda", lambda F: {"answer": None, "params": F.mlp, "task": F.sine.task(0)},
         kinds={**chk, "task": "object"})
-    add("ch04:softmax", lambda F: {"z": F.p_star})
+    add("ch04:softmax", lambda F: {"z": F.p_star},
+        valid={("z", v): "softmax is over the last axis of logits of any rank >= 1"
+               for v in ("trailing axis dropped", "extra trailing axis")})
     add("ch04:kl_objective_numpy", lambda F: {"w": F.sm["w0"], "b": F.sm["b0"], "x_labelled": F.x_lab,
                                               "y_labelled": F.y_lab, "x_unlabelled": F.x_unl, "p_star": F.p_star,
                                               "lam": 0.5}, linked=("x_labelled", "y_labelled"),
@@ -913,8 +924,9 @@ def _call(case: Case, F, kwargs: dict):
     if case.method:
         target = getattr(kwargs.pop("self"), case.method)
     args = ()
-    if case.varargs:
-        args = tuple(kwargs.pop(case.varargs))
+    if case.varargs:  # a bad value that is not a sequence is passed as the one positional argument
+        v = kwargs.pop(case.varargs)
+        args = tuple(v) if isinstance(v, (tuple, list)) else (v,)
     extra = {}
     for name, p in inspect.signature(target).parameters.items():
         if p.kind is p.VAR_KEYWORD and name in kwargs:
