@@ -289,7 +289,8 @@ def check_array(value, name: str, *, ndim=None, min_ndim: int | None = None, las
         raise ValueError(f"{name} must have {want} axes, got shape {tuple(shp)}")
     if min_ndim is not None and rank < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} axes, got shape {tuple(shp)}")
-    if shape is not None and (rank != len(shape) or any(s is not None and s != d for s, d in zip(shape, shp))):
+    if shape is not None and (rank != len(shape) or any(s is not None and d is not None and s != d
+                                                        for s, d in zip(shape, shp))):
         want = "(" + ", ".join("·" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
         raise ValueError(f"{name} must have shape {want}, got {tuple(shp)}")
     if last is not None and (rank == 0 or shp[-1] not in (last, None)):  # None: unknown while tracing
@@ -605,7 +606,7 @@ def check_lwf_call(params, x, y=..., teacher_old_logits=..., *, lam=0.0, tempera
 
 
 # --------------------------------------------------------------------------- the chapter 6 conv net
-def check_convnet(params, x=..., *, name: str = "params") -> int:
+def check_convnet(params, x=..., *, name: str = "params", head: bool = True, x_name: str = "x") -> int | None:
     """The conv net's parameters (layout of :func:`course_utils.nets.init_convnet`) and images.
 
     ``params``: ``conv{i}_w`` (out, in, 3, 3), ``bn{i}_gamma``/``bn{i}_beta`` (out,), ``head_w``
@@ -614,7 +615,7 @@ def check_convnet(params, x=..., *, name: str = "params") -> int:
     empty. Checked before any convolution runs (a wrong rank can abort TensorFlow's C++ kernels).
     Only shapes are read, so it works on traced and vmapped tensors. Returns n_way.
     """
-    check_params(params, name, keys=("conv0_w", "bn0_gamma", "bn0_beta", "head_w", "head_b"))
+    check_params(params, name, keys=("conv0_w", "bn0_gamma", "bn0_beta") + (("head_w", "head_b") if head else ()))
     i, c_in = 0, None
     while f"conv{i}_w" in params:
         w = tuple(_shape(params[f"conv{i}_w"]))
@@ -628,17 +629,20 @@ def check_convnet(params, x=..., *, name: str = "params") -> int:
                 raise ValueError(f"{name}[{key!r}] must have shape ({w[-4]},) (one per filter of conv{i}_w), got {got}")
         c_in = w[-4]
         i += 1
-    hw, hb = tuple(_shape(params["head_w"])), tuple(_shape(params["head_b"]))
-    if len(hw) < 2 or hw[-2] != c_in or hb[-1:] != hw[-1:]:
-        raise ValueError(f"{name}['head_w'] must be ({c_in}, n_way) and head_b (n_way,), got {hw} and {hb}")
+    hw = None
+    if head:  # head=False: the embedding only (the head may be absent)
+        hw, hb = tuple(_shape(params["head_w"])), tuple(_shape(params["head_b"]))
+        if len(hw) < 2 or hw[-2] != c_in or hb[-1:] != hw[-1:]:
+            raise ValueError(f"{name}['head_w'] must be ({c_in}, n_way) and head_b (n_way,), got {hw} and {hb}")
     if x is not ...:  # ``...``: check the parameters only
-        check_array(x, "x", ndim=(3, 4), dtype="image")
+        check_array(x, x_name, ndim=(3, 4), dtype="image")
         shp = tuple(_shape(x))
         channels = shp[3] if len(shp) == 4 else 1
         c0 = tuple(_shape(params["conv0_w"]))[-3]
         if channels not in (c0, None):
-            raise ValueError(f"x must have {c0} channel(s) (images (n, H, W) or (n, H, W, {c0})), got shape {shp}")
-    return hw[-1]
+            raise ValueError(f"{x_name} must have {c0} channel(s) (images (n, H, W) or (n, H, W, {c0})), "
+                             f"got shape {shp}")
+    return None if hw is None else hw[-1]
 
 
 # --------------------------------------------------------------------------- plots and widgets
@@ -819,6 +823,8 @@ def check_regression_loss(pred, y) -> None:
     a (5,) target against (5, 1) predictions is an error, not a (5, 5) difference)."""
     check_array(pred, "pred", dtype="real")
     check_array(y, "y", dtype="real")
+    check_tensor_float32(pred, "pred")
+    check_tensor_float32(y, "y")
     check_same_shape(pred=pred, y=y)
 
 
@@ -873,6 +879,7 @@ def check_tasks_forward(params_batched, x, forward, mlp_forward) -> None:
     is_mlp = forward is mlp_forward
     check_params(params_batched, "params_batched", mlp=is_mlp)
     check_array(x, "x", min_ndim=2, dtype="image")
+    check_tensor_float32(x, "x")
     if is_mlp:
         check_array(x, "x", last=_shape(params_batched["w0"])[-2])
     n = _shape(x)[0]
@@ -880,3 +887,113 @@ def check_tasks_forward(params_batched, x, forward, mlp_forward) -> None:
         if len(_shape(v)) < 1 or _shape(v)[0] not in (n, None):
             raise ValueError(f"params_batched[{k!r}] must have a leading tasks axis of {n} (the tasks of x "
                              f"{tuple(_shape(x))}), got shape {tuple(_shape(v))}")
+
+
+def check_meta_train(params, sample_batch, *, inner_lr, steps, first_order, forward, loss_fn,
+                     epsilon_start, epsilon_end) -> None:
+    """``meta_train``'s arguments that every method shares: the initial weights (a parameter dict),
+    ``sample_batch`` (callable), the inner loop (see :func:`check_inner_loop`) and Reptile's ε
+    schedule (ε_start in (0, 1], ε_end in [0, ε_start]; checked for every method)."""
+    check_params(params)
+    check_callable(sample_batch, "sample_batch")
+    check_inner_loop(inner_lr, steps, first_order, forward, loss_fn)
+    check_float(epsilon_start, "epsilon_start", 0.0, 1.0, low_open=True)
+    check_float(epsilon_end, "epsilon_end", 0.0, float(epsilon_start))
+
+
+# --------------------------------------------------------------------------- chapter 8's metric halves
+def _agree(a: tuple, b: tuple) -> bool:
+    """Two shapes agree, an axis unknown while tracing (None) agreeing with any size."""
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+
+
+def check_n_way(n_way, name: str = "n_way"):
+    """A number of classes: an int >= 1, or a 0-d integer tensor (computed inside a compiled graph)."""
+    if not isinstance(n_way, (np.ndarray, np.generic, int)) and hasattr(n_way, "dtype") \
+            and len(_shape(n_way)) == 0 and _dtype_kind(n_way) in "iu":
+        return n_way
+    return check_int(n_way, name, 1)
+
+
+def check_support_set(z_support, y_support, n_way, z_query=...):
+    """One episode's support embeddings (n_s, D), labels (n_s,) in [0, n_way) and (optionally)
+    query embeddings (n_q, D); tensors or arrays. Returns ``n_way``."""
+    check_array(z_support, "z_support", ndim=2, dtype="real")
+    check_tensor_float32(z_support, "z_support")
+    n_way = check_n_way(n_way)
+    check_array(y_support, "y_support", dtype="label", nonempty=False)
+    zs = tuple(_shape(z_support))
+    if not _agree(tuple(_shape(y_support)), zs[:1]):
+        raise ValueError(f"y_support must have shape ({zs[0]},) (one label per embedding of z_support {zs}), "
+                         f"got {tuple(_shape(y_support))}")
+    check_labels(y_support, "y_support", n_way if isinstance(n_way, int) else None)
+    if z_query is not ...:
+        check_embedding_pair(z_query, z_support, ("z_query", "z_support"))
+    return n_way
+
+
+def check_embedding_pair(a, b, names: tuple[str, str]) -> None:
+    """Two sets of embeddings (n, D) and (m, D) of real numbers with the same D."""
+    for v, k in ((a, names[0]), (b, names[1])):
+        check_array(v, k, ndim=2, dtype="real")
+        check_tensor_float32(v, k)
+    if not _agree(tuple(_shape(a))[-1:], tuple(_shape(b))[-1:]):
+        raise ValueError(f"{names[0]} and {names[1]} must have the same embedding size D, got "
+                         f"{tuple(_shape(a))} and {tuple(_shape(b))}")
+
+
+def check_bn_stats(params, bn_stats) -> None:
+    """None, or the batch-norm statistics of ``bn_statistics(params, ...)``: ``bn{i}_mean`` and
+    ``bn{i}_var`` of shape (filters of conv{i}_w,) for every block."""
+    if bn_stats is None:
+        return
+    check_mapping(bn_stats, "bn_stats", "the dict of bn_statistics(params, images) or None")
+    i = 0
+    while f"conv{i}_w" in params:
+        c = tuple(_shape(params[f"conv{i}_w"]))[-4]
+        for part in ("mean", "var"):
+            key = f"bn{i}_{part}"
+            got = tuple(np.shape(bn_stats[key])) if key in bn_stats else "missing"
+            if got != (c,):
+                raise ValueError(f"bn_stats[{key!r}] must have shape ({c},) (one per filter of conv{i}_w), got {got}")
+        i += 1
+
+
+def check_linear_head(params, z=...) -> None:
+    """A linear head ``{"head_w": (D, n_way), "head_b": (n_way,)}`` and (optionally) embeddings z (n, D)."""
+    check_params(params, keys=("head_w", "head_b"))
+    hw, hb = tuple(_shape(params["head_w"])), tuple(_shape(params["head_b"]))
+    if len(hw) != 2 or not _agree(hb, hw[1:]):
+        raise ValueError(f"params must be a head {{'head_w': (D, n_way), 'head_b': (n_way,)}}, got {hw} and {hb}")
+    if z is not ...:
+        check_array(z, "z", ndim=2, last=hw[0], dtype="real")
+        check_tensor_float32(z, "z")
+
+
+def check_metric_episode(method, params, x_support, y_support, x_query, y_query, *, forward, n_way, scale,
+                         inner_lr, steps, first_order, allowed) -> None:
+    """``metric_episode_loss``'s arguments: ``method`` among ``allowed``, a parameter dict and
+    the embedding ``forward``, one episode's images (n_s, ...) and (n_q, ...) with integer labels
+    (n_s,) and (n_q,) in [0, n_way) (``n_way`` None: the largest label + 1), the cosine ``scale`` > 0
+    and ProtoMAML's inner loop (see :func:`check_inner_loop`)."""
+    check_choice(method, "method", allowed)
+    check_params(params)
+    check_callable(forward, "forward")
+    shapes = {}
+    for k, v in (("x_support", x_support), ("x_query", x_query)):
+        check_array(v, k, min_ndim=2, dtype="image")
+        shapes[k] = tuple(_shape(v))
+    for k, v in (("y_support", y_support), ("y_query", y_query)):
+        check_array(v, k, ndim=1, dtype="label", nonempty=False)
+        shapes[k] = tuple(_shape(v))
+    xs, ys, xq, yq = shapes["x_support"], shapes["y_support"], shapes["x_query"], shapes["y_query"]
+    if not (_agree(xs[1:], xq[1:]) and _agree(ys, xs[:1]) and _agree(yq, xq[:1])):
+        raise ValueError("x_support, y_support, x_query, y_query must be (n_s, ...), (n_s,), (n_q, ...), (n_q,) "
+                         f"with the same example shape, got {xs}, {ys}, {xq}, {yq}")
+    if n_way is not None:
+        n_way = check_n_way(n_way)
+    classes = n_way if isinstance(n_way, int) else None
+    check_labels(y_support, "y_support", classes)
+    check_labels(y_query, "y_query", classes)
+    check_float(scale, "scale", 0.0, low_open=True)
+    check_inner_loop(inner_lr, steps, first_order)

@@ -20,9 +20,9 @@ import tensorflow as tf  # noqa: E402
 
 from course_utils.env import course_device  # noqa: E402
 
-from course_utils.validation import (check_adam, check_array, check_classification, check_meta_call, check_mlp_input,
-                                     check_names, check_params, check_positive_int, check_regression_loss,
-                                     check_to_tensor)  # noqa: E402
+from course_utils.validation import (check_adam, check_array, check_bool, check_classification, check_meta_call,  # noqa: E402
+                                     check_mlp_input, check_names, check_params, check_positive_int,
+                                     check_regression_loss, check_to_tensor)
 
 __all__ = [
     "FRAMEWORK",
@@ -86,7 +86,7 @@ def as_task_tensors(*arrays) -> tuple[tf.Tensor, ...]:
 def from_numpy(params: dict[str, np.ndarray], *, requires_grad: bool = True) -> dict:
     """NumPy parameter dict → float32 ``tf.Variable`` s (trainable) or constants."""
     check_params(params)
-    if requires_grad:
+    if check_bool(requires_grad, "requires_grad"):
         return {k: tf.Variable(np.asarray(v, dtype=np.float32), name=k) for k, v in params.items()}
     return {k: tf.constant(np.asarray(v, dtype=np.float32)) for k, v in params.items()}
 

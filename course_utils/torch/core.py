@@ -13,9 +13,9 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from course_utils.validation import (check_adam, check_array, check_classification, check_meta_call, check_mlp_input,
-                                     check_names, check_params, check_positive_int, check_regression_loss,
-                                     check_to_tensor)
+from course_utils.validation import (check_adam, check_array, check_bool, check_classification, check_meta_call,
+                                     check_mlp_input, check_names, check_params, check_positive_int,
+                                     check_regression_loss, check_to_tensor)
 
 __all__ = [
     "FRAMEWORK",
@@ -82,6 +82,7 @@ def as_task_tensors(*arrays) -> tuple[torch.Tensor, ...]:
 def from_numpy(params: dict[str, np.ndarray], *, requires_grad: bool = True) -> Params:
     """NumPy parameter dict → float32 tensors (leaf tensors that require grad by default)."""
     check_params(params)
+    requires_grad = check_bool(requires_grad, "requires_grad")
     return {k: torch.tensor(np.asarray(v), dtype=torch.float32, requires_grad=requires_grad)
             for k, v in params.items()}
 
