@@ -259,7 +259,7 @@ def finetune_head(head_w, head_b, z_support, y_support, *, inner_lr: float, step
 def rotated_classes(images) -> np.ndarray:
     """Every character in 4 rotations as its own class: (C, n, H, W) → (4C, n, H, W), class 4c + r
     being character c turned r quarter turns (the convention of ``EpisodeSampler(rotations=True)``)."""
-    images = np.asarray(check_array(images, "images", ndim=4, dtype="image"))
+    images = np.asarray(check_array(images, "images", ndim=4))
     if images.shape[-1] != images.shape[-2]:
         raise ValueError(f"images must be (n_classes, n_per_class, S, S), got shape {images.shape}")
     rot = np.stack([np.rot90(images, k=r, axes=(-2, -1)) for r in range(4)], axis=1)

@@ -309,6 +309,33 @@ def check_tensor_float32(value, name: str):
     return value
 
 
+def _float_tensor_dtype(value) -> str | None:
+    """The dtype name of a framework tensor of floats; None for NumPy arrays (they are cast), lists and the rest."""
+    if isinstance(value, (np.ndarray, np.generic, list, tuple)) or not hasattr(value, "dtype") \
+            or _dtype_kind(value) != "f":
+        return None
+    return str(getattr(value.dtype, "name", value.dtype)).replace("torch.", "")
+
+
+def _first_float(params) -> object:
+    """The first float tensor of a parameter dict (its dtype is the model's), or None."""
+    for v in params.values() if isinstance(params, dict) else ():
+        if _float_tensor_dtype(v) is not None:
+            return v
+    return None
+
+
+def check_same_float_dtype(**values) -> None:
+    """Framework tensors of floats that meet in one computation share a dtype (float32, or float64 for
+    precision checks); NumPy arrays are left out (the course casts them). A float64 input to float32
+    weights would otherwise fail deep inside a matmul."""
+    dts = {k: d for k, v in values.items() if (d := _float_tensor_dtype(v)) is not None}
+    if len(set(dts.values())) > 1:
+        listing = ", ".join(f"{k} {d}" for k, d in dts.items())
+        raise ValueError(f"{' and '.join(dts)} must be tensors of one float dtype (convert with to_tensor), "
+                         f"got {listing}")
+
+
 def check_same_length(arrays: dict, axis: int = 0, what: str = "leading axis") -> int:
     """Arrays ``{name: array}`` that must agree on ``axis`` (e.g. the tasks axis); returns its size."""
     sizes = {k: _shape(v)[axis] for k, v in arrays.items()
@@ -428,9 +455,9 @@ def check_task_arrays(arrays: dict, *, tasks_axis: bool = True, x_dim: int | Non
     for k, v in arrays.items():
         x = k.startswith("x")
         check_array(v, k, min_ndim=lead + (2 if x else 1), dtype="image" if x else "number")
-        check_tensor_float32(v, k)
         if x and x_dim is not None:
             check_array(v, k, last=x_dim)
+    check_same_float_dtype(**arrays)
     if tasks_axis:
         check_same_length(arrays, 0, "tasks axis (leading)")
     for k in arrays:
@@ -464,6 +491,7 @@ def check_meta_call(params, arrays: dict, *, inner_lr, steps, first_order=False,
         x_dim, out = mlp_dims(params)
         y_dim = out if loss_fn is mse_loss else None
     out_arrays = check_task_arrays(arrays, tasks_axis=tasks_axis, x_dim=x_dim, y_dim=y_dim)
+    check_same_float_dtype(params=_first_float(params), **arrays)
     return (inner_lr, steps, first_order, *out_arrays)
 
 
@@ -815,7 +843,7 @@ def check_mlp_input(params, x, name: str = "x") -> None:
     """An MLP ``params`` dict and its input ``x`` (..., in) of real numbers (a float32 tensor or an array)."""
     check_params(params, mlp=True)
     check_array(x, name, min_ndim=1, last=mlp_dims(params)[0], dtype="real")
-    check_tensor_float32(x, name)
+    check_same_float_dtype(params=_first_float(params), **{name: x})
 
 
 def check_regression_loss(pred, y) -> None:
@@ -823,8 +851,7 @@ def check_regression_loss(pred, y) -> None:
     a (5,) target against (5, 1) predictions is an error, not a (5, 5) difference)."""
     check_array(pred, "pred", dtype="real")
     check_array(y, "y", dtype="real")
-    check_tensor_float32(pred, "pred")
-    check_tensor_float32(y, "y")
+    check_same_float_dtype(pred=pred, y=y)
     check_same_shape(pred=pred, y=y)
 
 
@@ -879,7 +906,7 @@ def check_tasks_forward(params_batched, x, forward, mlp_forward) -> None:
     is_mlp = forward is mlp_forward
     check_params(params_batched, "params_batched", mlp=is_mlp)
     check_array(x, "x", min_ndim=2, dtype="image")
-    check_tensor_float32(x, "x")
+    check_same_float_dtype(params_batched=_first_float(params_batched), x=x)
     if is_mlp:
         check_array(x, "x", last=_shape(params_batched["w0"])[-2])
     n = _shape(x)[0]
@@ -919,7 +946,6 @@ def check_support_set(z_support, y_support, n_way, z_query=...):
     """One episode's support embeddings (n_s, D), labels (n_s,) in [0, n_way) and (optionally)
     query embeddings (n_q, D); tensors or arrays. Returns ``n_way``."""
     check_array(z_support, "z_support", ndim=2, dtype="real")
-    check_tensor_float32(z_support, "z_support")
     n_way = check_n_way(n_way)
     check_array(y_support, "y_support", dtype="label", nonempty=False)
     zs = tuple(_shape(z_support))
@@ -936,7 +962,7 @@ def check_embedding_pair(a, b, names: tuple[str, str]) -> None:
     """Two sets of embeddings (n, D) and (m, D) of real numbers with the same D."""
     for v, k in ((a, names[0]), (b, names[1])):
         check_array(v, k, ndim=2, dtype="real")
-        check_tensor_float32(v, k)
+    check_same_float_dtype(**{names[0]: a, names[1]: b})
     if not _agree(tuple(_shape(a))[-1:], tuple(_shape(b))[-1:]):
         raise ValueError(f"{names[0]} and {names[1]} must have the same embedding size D, got "
                          f"{tuple(_shape(a))} and {tuple(_shape(b))}")
@@ -967,7 +993,7 @@ def check_linear_head(params, z=...) -> None:
         raise ValueError(f"params must be a head {{'head_w': (D, n_way), 'head_b': (n_way,)}}, got {hw} and {hb}")
     if z is not ...:
         check_array(z, "z", ndim=2, last=hw[0], dtype="real")
-        check_tensor_float32(z, "z")
+        check_same_float_dtype(params=params["head_w"], z=z)
 
 
 def check_metric_episode(method, params, x_support, y_support, x_query, y_query, *, forward, n_way, scale,
