@@ -454,7 +454,10 @@ def check_task_arrays(arrays: dict, *, tasks_axis: bool = True, x_dim: int | Non
     lead = 1 if tasks_axis else 0
     for k, v in arrays.items():
         x = k.startswith("x")
-        check_array(v, k, min_ndim=lead + (2 if x else 1), dtype="image" if x else "number")
+        check_array(v, k, dtype="image" if x else "number")
+        if len(_shape(v)) < lead + (2 if x else 1):
+            layout = ("(tasks, " if tasks_axis else "(") + ("points, features)" if x else "points, ...)")
+            raise ValueError(f"{k} must be {layout}, got shape {tuple(_shape(v))}")
         if x and x_dim is not None:
             check_array(v, k, last=x_dim)
     check_same_float_dtype(**arrays)
