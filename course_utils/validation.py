@@ -329,7 +329,8 @@ def check_same_float_dtype(**values) -> None:
     """Framework tensors of floats that meet in one computation share a dtype (float32, or float64 for
     precision checks); NumPy arrays are left out (the course casts them). A float64 input to float32
     weights would otherwise fail deep inside a matmul."""
-    dts = {k: d for k, v in values.items() if (d := _float_tensor_dtype(v)) is not None}
+    dts = {k: _float_tensor_dtype(v) for k, v in values.items()}
+    dts = {k: d for k, d in dts.items() if d is not None}
     if len(set(dts.values())) > 1:
         listing = ", ".join(f"{k} {d}" for k, d in dts.items())
         raise ValueError(f"{' and '.join(dts)} must be tensors of one float dtype (convert with to_tensor), "
