@@ -68,7 +68,7 @@ def embed_classes(fw, params: dict, class_images, bn_stats: dict) -> np.ndarray:
     """Embed every image of ``class_images`` (n_classes, n, S, S) once with ``fw.embed_images``
     (fixed batch-norm statistics ``bn_stats``): (n_classes, n, D) float32."""
     check_framework(fw, "embed_images")
-    check_convnet(params)
+    check_convnet(params, head=False)  # the embedding only: a net without its head is valid
     imgs = np.asarray(check_array(class_images, "class_images", ndim=4, dtype="image"))
     check_mapping(bn_stats, "bn_stats", "a dict of batch-norm statistics (fw.bn_statistics)")
     flat = fw.embed_images(params, imgs.reshape(-1, *imgs.shape[2:]), bn_stats)

@@ -579,7 +579,9 @@ def _chapter_cases() -> list[Case]:
                                          "class_images": F.class_images,
                                          "bn_stats": importlib.import_module("course_utils.torch").bn_statistics(
                                              F.conv, F.images)},
-        kinds={"fw": "object", "class_images": "images", "bn_stats": "params"})
+        kinds={"fw": "object", "class_images": "images", "bn_stats": "params"},
+        valid={("params", "missing key"): "the embedding reads only the conv blocks: a net without its head "
+                                          "(the missing key is head_b) is valid"})
     add("ch08:format_rows", lambda F: {"rows": {"protonet": {"5-way": (0.9, 0.01)}}}, kinds={"rows": "object"})
     add("ch08:episode_view", lambda F: {"embeddings": np.random.default_rng(0).standard_normal((4, 4, 3)),
                                         "n_way": 3, "k_shot": 1, "n_query": 2})
