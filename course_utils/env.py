@@ -8,8 +8,14 @@ import resource
 import sys
 import threading
 
+from course_utils.validation import check_choice, check_float
+
 __all__ = ["configure_tensorflow_env", "peak_memory_mb", "PeakMemory", "environment_report", "course_scale",
            "course_device"]
+
+
+#: TensorFlow's ``TF_CPP_MIN_LOG_LEVEL`` values: all, no INFO, no WARNING, no ERROR.
+LOG_LEVELS = ("0", "1", "2", "3")
 
 
 def configure_tensorflow_env(log_level: str = "2") -> None:
@@ -19,6 +25,7 @@ def configure_tensorflow_env(log_level: str = "2") -> None:
     ``TF_CPP_MIN_LOG_LEVEL`` hides TensorFlow's C++ start-up chatter. Values already set by the
     user are kept. Calling this after TensorFlow was imported has no effect on TensorFlow.
     """
+    check_choice(log_level, "log_level", LOG_LEVELS)
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", log_level)
 
@@ -146,9 +153,7 @@ class PeakMemory:
     """
 
     def __init__(self, interval: float = 0.002):
-        if not (interval > 0):
-            raise ValueError(f"interval must be > 0 seconds, got {interval!r}")
-        self.interval = float(interval)
+        self.interval = check_float(interval, "interval", 0.0, low_open=True)
         self.peak_mb = float("nan")
         self.baseline_mb = float("nan")
 

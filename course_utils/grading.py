@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from course_utils.validation import check_bool, check_float, check_str
+
 __all__ = ["report", "close", "max_abs_diff"]
 
 
 def report(passed: bool, name: str, hint: str = "") -> bool:
     """Print ``✅ name: passed`` or ``❌ name: <hint>`` and return ``passed``."""
+    passed = check_bool(passed, "passed")
+    check_str(name, "name"), check_str(hint, "hint")
     if passed:
         print(f"✅ {name}: correct.")
     else:
@@ -21,22 +25,32 @@ def report(passed: bool, name: str, hint: str = "") -> bool:
 
 
 def close(answer, expected, *, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
-    """True when ``answer`` has ``expected``'s shape and matches it to tolerance (never raises)."""
+    """True when ``answer`` has ``expected``'s shape and matches it to tolerance.
+
+    Never raises for a wrong ``answer`` or ``expected`` (a checker's input); ``rtol``/``atol`` must be
+    finite and >= 0.
+    """
+    rtol = check_float(rtol, "rtol", 0.0)
+    atol = check_float(atol, "atol", 0.0)
+    if answer is None or expected is None:
+        return False
     try:
-        a = np.asarray(answer, dtype=float)
-        e = np.asarray(expected, dtype=float)
-    except (TypeError, ValueError):
+        a, e = _numpy(answer, cast=False), _numpy(expected, cast=False)
+        if a.dtype.kind not in "biuf" or e.dtype.kind not in "biuf":  # strings, objects: not numbers
+            return False
+        a, e = a.astype(float), e.astype(float)
+    except Exception:  # noqa: BLE001 - whatever a learner passes, the answer is just "not close"
         return False
     return a.shape == e.shape and bool(np.allclose(a, e, rtol=rtol, atol=atol))
 
 
-def _numpy(v) -> np.ndarray:
+def _numpy(v, cast: bool = True) -> np.ndarray:
     """A NumPy float64 copy of an array, a PyTorch tensor (detached) or a TensorFlow tensor."""
     if hasattr(v, "detach"):
         v = v.detach()
     if hasattr(v, "numpy"):
         v = v.numpy()
-    return np.asarray(v, dtype=np.float64)
+    return np.asarray(v, dtype=np.float64) if cast else np.asarray(v)
 
 
 def max_abs_diff(a, b) -> float:

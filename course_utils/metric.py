@@ -21,7 +21,8 @@ import numpy as np
 
 from course_utils.seed import check_rng
 from course_utils.tasks import EpisodeSampler
-from course_utils.validation import check_choice, check_float, check_int, check_positive_int
+from course_utils.validation import (check_array, check_choice, check_float, check_int, check_labels,
+                                     check_positive_int, check_values)
 
 __all__ = [
     "METRIC_METHODS",
@@ -58,25 +59,18 @@ def check_episode(z_support, y_support, n_way, z_query=None) -> tuple[np.ndarray
     argument: mismatched shapes, labels outside ``0..n_way-1``, a class without support examples,
     or query embeddings of another dimension.
     """
-    z = np.asarray(z_support)
-    z = _float(z)
-    y = np.asarray(y_support)
-    if z.ndim < 2:
-        raise ValueError(f"z_support must be (..., n_support, D), got shape {z.shape}")
+    z = _emb(z_support, "z_support")
+    y = np.asarray(check_array(y_support, "y_support", dtype="label", nonempty=False))
     if y.shape != z.shape[:-1]:
-        raise ValueError(f"y_support must have shape {z.shape[:-1]} (one label per support embedding), "
-                         f"got {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"y_support must hold integer labels, got dtype {y.dtype}")
+        raise ValueError(f"y_support must have shape {z.shape[:-1]} (one label per embedding of z_support "
+                         f"{z.shape}), got {y.shape}")
     n_way = check_int(n_way, "n_way", 1)
-    if y.size and (y.min() < 0 or y.max() >= n_way):
-        raise ValueError(f"y_support must be in [0, {n_way - 1}] for n_way={n_way}, "
-                         f"got values in [{y.min()}, {y.max()}]")
+    check_labels(y, "y_support", n_way)
     counts = (y[..., None] == np.arange(n_way)).sum(-2)
     if np.any(counts == 0):
         raise ValueError(f"y_support must hold every class 0..{n_way - 1} at least once (n_way={n_way})")
     if z_query is not None:
-        zq = np.asarray(z_query)
+        zq = _emb(z_query, "z_query")
         if zq.ndim != z.ndim or zq.shape[-1] != z.shape[-1] or zq.shape[:-2] != z.shape[:-2]:
             raise ValueError(f"z_query must have shape (..., n_query, {z.shape[-1]}) with the episodes of "
                              f"z_support {z.shape}, got {zq.shape}")
@@ -85,6 +79,17 @@ def check_episode(z_support, y_support, n_way, z_query=None) -> tuple[np.ndarray
 
 def _one_hot(y: np.ndarray, n_way: int, dtype=np.float64) -> np.ndarray:
     return (np.asarray(y)[..., None] == np.arange(n_way)).astype(dtype)
+
+
+def _emb(a, name: str, min_ndim: int = 2) -> np.ndarray:
+    """Embeddings ``name`` (..., n, D) of real numbers, none empty, as a float array (:func:`_float`)."""
+    return _float(check_array(a, name, min_ndim=min_ndim, dtype="real"))
+
+
+def _same_dim(a: np.ndarray, b: np.ndarray, names: tuple[str, str]) -> None:
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same last dimension D, "
+                         f"got {a.shape} and {b.shape}")
 
 
 def _float(a) -> np.ndarray:
@@ -102,9 +107,12 @@ def prototypes(z_support, y_support, n_way: int) -> np.ndarray:
 
 def squared_distances(a, b) -> np.ndarray:
     """||a_i - b_k||² for a (..., n, D) and b (..., m, D): (..., n, m)."""
-    a, b = _float(a), _float(b)
-    if a.shape[-1] != b.shape[-1]:
-        raise ValueError(f"a and b must have the same last dimension, got {a.shape} and {b.shape}")
+    return _squared_distances(a, b)
+
+
+def _squared_distances(a, b, names: tuple[str, str] = ("a", "b")) -> np.ndarray:
+    a, b = _emb(a, names[0]), _emb(b, names[1])
+    _same_dim(a, b, names)
     # ||a||² + ||b||² - 2 a·b: no (n, m, D) intermediate, so 20-way episodes of raw pixels fit in memory
     d = (a ** 2).sum(-1)[..., :, None] + (b ** 2).sum(-1)[..., None, :] - 2.0 * np.einsum("...nd,...md->...nm", a, b)
     return np.maximum(d, 0.0)
@@ -112,7 +120,7 @@ def squared_distances(a, b) -> np.ndarray:
 
 def protonet_logits(z_query, protos) -> np.ndarray:
     """Prototypical Networks' logits -||f(x) - c_k||²: (..., n_query, n_way)."""
-    return -squared_distances(z_query, protos)
+    return -_squared_distances(z_query, protos, ("z_query", "protos"))
 
 
 def prototype_head(protos) -> tuple[np.ndarray, np.ndarray]:
@@ -121,13 +129,19 @@ def prototype_head(protos) -> tuple[np.ndarray, np.ndarray]:
     -||z - c_k||² = 2 c_kᵀz - ||c_k||² - ||z||², and the last term is the same for every class,
     so the softmax of ``z @ W + b`` equals the softmax of the ProtoNet logits.
     """
-    c = np.asarray(protos, np.float64)
+    c = _emb(protos, "protos").astype(np.float64)
     return 2.0 * np.swapaxes(c, -1, -2), -(c ** 2).sum(-1)
 
 
 def cosine_similarities(a, b, eps: float = 1e-8) -> np.ndarray:
     """cos(a_i, b_j) for a (..., n, D), b (..., m, D): (..., n, m)."""
-    a, b = _float(a), _float(b)
+    return _cosine_similarities(a, b, eps)
+
+
+def _cosine_similarities(a, b, eps: float = 1e-8, names: tuple[str, str] = ("a", "b")) -> np.ndarray:
+    a, b = _emb(a, names[0]), _emb(b, names[1])
+    _same_dim(a, b, names)
+    eps = check_float(eps, "eps", 0.0, low_open=True)
     an = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), eps)
     bn = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), eps)
     return np.einsum("...nd,...md->...nm", an, bn)
@@ -141,7 +155,8 @@ def _logsumexp(x, axis):
 
 def log_softmax(logits, axis: int = -1) -> np.ndarray:
     """log softmax along ``axis`` (stable)."""
-    x = np.asarray(logits, np.float64)
+    x = np.asarray(check_array(logits, "logits", min_ndim=1, dtype="real"), np.float64)
+    axis = check_int(axis, "axis", -x.ndim, x.ndim - 1)
     return x - np.expand_dims(_logsumexp(x, axis), axis)
 
 
@@ -153,10 +168,22 @@ def matching_logits(z_query, z_support, y_support, n_way: int, *, scale: float =
     """
     z, y, n_way = check_episode(z_support, y_support, n_way, z_query)
     scale = check_float(scale, "scale", 0.0, low_open=True)
-    s = scale * cosine_similarities(z_query, z)                       # (..., n_q, n_s)
+    s = scale * _cosine_similarities(z_query, z, names=("z_query", "z_support"))  # (..., n_q, n_s)
     m = s.max(-1, keepdims=True)
     with np.errstate(divide="ignore"):                                # a class whose mass underflows: -inf
         return np.log(np.exp(s - m) @ _one_hot(y, n_way, s.dtype)) + m          # (..., n_q, n_way)
+
+
+def _query_labels(y_query, z_query, z: np.ndarray, n_way: int) -> np.ndarray:
+    """One unbatched episode's query labels: (n_query,) integers in [0, n_way)."""
+    if z.ndim != 2:
+        raise ValueError(f"z_support must be one unbatched episode (n_support, D), got shape {z.shape}")
+    zq = _emb(z_query, "z_query")
+    check_array(y_query, "y_query", dtype="label", nonempty=False)
+    if np.shape(y_query) != zq.shape[:-1]:
+        raise ValueError(f"y_query must have shape {zq.shape[:-1]} (one label per embedding of z_query {zq.shape}), "
+                         f"got {np.shape(y_query)}")
+    return np.asarray(check_labels(y_query, "y_query", n_way))
 
 
 def protonet_loss_and_grad(z_support, y_support, z_query, y_query, n_way: int):
@@ -168,10 +195,8 @@ def protonet_loss_and_grad(z_support, y_support, z_query, y_query, n_way: int):
     ∂L/∂c_k / K_k. Returns ``(loss, dL/dz_support, dL/dz_query)`` for ONE episode.
     """
     z, y, n_way = check_episode(z_support, y_support, n_way, z_query)
+    yq = _query_labels(y_query, z_query, z, n_way)
     zq = np.asarray(z_query, np.float64)
-    yq = np.asarray(y_query)
-    if z.ndim != 2 or yq.shape != zq.shape[:-1]:
-        raise ValueError(f"y_query must have shape {zq.shape[:-1]} and the episode must be unbatched")
     c = prototypes(z, y, n_way)
     logp = log_softmax(protonet_logits(zq, c))
     n_q = zq.shape[0]
@@ -190,8 +215,9 @@ def matching_loss_and_grad(z_support, y_support, z_query, y_query, n_way: int, *
     similarities s_qi = scale·cos(z_q, z_i): ∂L/∂s_qi = (a_qi - 1[y_i = y_q]·a_qi / P_q) / n_q,
     with P_q the attention mass on the correct class. Returns ``(loss, dL/ds)`` for ONE episode."""
     z, y, n_way = check_episode(z_support, y_support, n_way, z_query)
-    yq = np.asarray(y_query)
-    s = check_float(scale, "scale", 0.0, low_open=True) * cosine_similarities(z_query, z)
+    yq = _query_labels(y_query, z_query, z, n_way)
+    scale = check_float(scale, "scale", 0.0, low_open=True)
+    s = scale * _cosine_similarities(z_query, z, names=("z_query", "z_support"))
     a = np.exp(log_softmax(s))                                       # attention (n_q, n_s)
     same = (y[None, :] == yq[:, None]).astype(np.float64)
     mass = (a * same).sum(1, keepdims=True)
@@ -206,9 +232,21 @@ def finetune_head(head_w, head_b, z_support, y_support, *, inner_lr: float, step
     Shapes: W (..., D, n_way), b (..., n_way), z_support (..., n_s, D). Returns (W, b)."""
     check_float(inner_lr, "inner_lr", 0.0)
     steps = check_int(steps, "steps", 0)
-    w, b = np.asarray(head_w, np.float64), np.asarray(head_b, np.float64)
-    z = np.asarray(z_support, np.float64)
-    onehot = _one_hot(y_support, w.shape[-1])
+    w = _emb(head_w, "head_w").astype(np.float64)
+    d, n_way = w.shape[-2:]
+    check_array(head_b, "head_b", dtype="real")
+    if np.shape(head_b) != w.shape[:-2] + (n_way,):
+        raise ValueError(f"head_b must have shape {w.shape[:-2] + (n_way,)} (one bias per class of head_w "
+                         f"{w.shape}), got {np.shape(head_b)}")
+    b = np.asarray(head_b, np.float64)
+    z = _emb(z_support, "z_support").astype(np.float64)
+    if z.shape[-1] != d:
+        raise ValueError(f"z_support must have D = {d} features (head_w is (..., D, n_way) {w.shape}), got {z.shape}")
+    check_array(y_support, "y_support", dtype="label", nonempty=False)
+    if np.shape(y_support) != z.shape[:-1]:
+        raise ValueError(f"y_support must have shape {z.shape[:-1]} (one label per embedding of z_support "
+                         f"{z.shape}), got {np.shape(y_support)}")
+    onehot = _one_hot(check_labels(y_support, "y_support", n_way), n_way)
     n = z.shape[-2]
     for _ in range(steps):
         delta = (np.exp(log_softmax(z @ w + b[..., None, :])) - onehot) / n
@@ -221,8 +259,8 @@ def finetune_head(head_w, head_b, z_support, y_support, *, inner_lr: float, step
 def rotated_classes(images) -> np.ndarray:
     """Every character in 4 rotations as its own class: (C, n, H, W) → (4C, n, H, W), class 4c + r
     being character c turned r quarter turns (the convention of ``EpisodeSampler(rotations=True)``)."""
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
+    images = np.asarray(check_array(images, "images", ndim=4))
+    if images.shape[-1] != images.shape[-2]:
         raise ValueError(f"images must be (n_classes, n_per_class, S, S), got shape {images.shape}")
     rot = np.stack([np.rot90(images, k=r, axes=(-2, -1)) for r in range(4)], axis=1)
     return np.ascontiguousarray(rot.reshape(-1, *images.shape[1:]))
@@ -241,6 +279,9 @@ def classify_episodes(method: str, z_support, y_support, z_query, n_way: int, *,
     check_choice(method, "method", METRIC_METHODS)
     z, y, n_way = check_episode(z_support, y_support, n_way, z_query)
     zq = _float(z_query)
+    scale = check_float(scale, "scale", 0.0, low_open=True)
+    inner_lr = check_float(inner_lr, "inner_lr", 0.0)
+    steps = check_int(steps, "steps", 0)
     if method == "protonet":
         scores = protonet_logits(zq, prototypes(z, y, n_way))
     elif method == "cosine_protonet":
@@ -273,9 +314,7 @@ def evaluate_embeddings(embeddings, method: str = "protonet", *, n_way: int = 5,
     Returns:
         (n_episodes,) float accuracies; see :func:`mean_ci95`.
     """
-    emb = np.asarray(embeddings)
-    if emb.ndim != 3:
-        raise ValueError(f"embeddings must be (n_classes, n_per_class, D), got shape {emb.shape}")
+    emb = np.asarray(check_array(embeddings, "embeddings", ndim=3, dtype="real"))
     check_choice(method, "method", METRIC_METHODS)
     n_episodes = check_positive_int(n_episodes, "n_episodes")
     chunk = check_positive_int(chunk, "chunk")
@@ -291,16 +330,14 @@ def evaluate_embeddings(embeddings, method: str = "protonet", *, n_way: int = 5,
 
 def mean_ci95(values) -> tuple[float, float]:
     """Mean and the half-width of its normal 95 % confidence interval, 1.96·s/√n."""
-    v = np.asarray(values, np.float64).ravel()
-    if v.size < 2:
-        raise ValueError(f"values must hold at least 2 numbers, got {v.size}")
+    v = check_values(values, "values", 2)
     return float(v.mean()), float(1.96 * v.std(ddof=1) / np.sqrt(v.size))
 
 
 def pca_2d(points) -> np.ndarray:
     """Project (n, D) points on their first two principal axes (centred): (n, 2)."""
-    x = np.asarray(points, np.float64)
-    if x.ndim != 2 or x.shape[0] < 2:
+    x = np.asarray(check_array(points, "points", ndim=2, dtype="real"), np.float64)
+    if x.shape[0] < 2:
         raise ValueError(f"points must be (n >= 2, D), got shape {x.shape}")
     x = x - x.mean(0)
     _, _, vt = np.linalg.svd(x, full_matrices=False)

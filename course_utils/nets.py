@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_utils.validation import check_positive_int
+from course_utils.validation import check_positive_int, check_array, check_names, check_params
 from course_utils.seed import check_rng
 
 __all__ = ["init_mlp", "mlp_forward_numpy", "layer_sizes", "init_convnet", "head_keys", "check_head"]
@@ -25,6 +25,8 @@ def init_mlp(sizes: tuple[int, ...] = (1, 40, 40, 1), *,
     Returns:
         ``{"w0": (sizes[0], sizes[1]), "b0": (sizes[1],), ...}``, float32.
     """
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise ValueError(f"sizes must be a sequence of at least two layer widths (integers >= 1), got {sizes!r}")
     sizes = tuple(sizes)
     if len(sizes) < 2:
         raise ValueError(f"sizes must be at least two positive integers, got {sizes!r}")
@@ -40,6 +42,7 @@ def init_mlp(sizes: tuple[int, ...] = (1, 40, 40, 1), *,
 
 def layer_sizes(params: dict) -> tuple[int, ...]:
     """The widths ``(in, hidden..., out)`` of an MLP parameter dict."""
+    check_params(params, mlp=True)
     n = len([k for k in params if k.startswith("w")])
     return tuple([params["w0"].shape[0]] + [params[f"w{i}"].shape[1] for i in range(n)])
 
@@ -54,6 +57,8 @@ def mlp_layer_count(params: dict) -> int:
 
 def mlp_forward_numpy(params: dict, x: np.ndarray) -> np.ndarray:
     """Reference forward pass in NumPy (ReLU hidden layers, linear output): x (..., in) → (..., out)."""
+    check_params(params, mlp=True)
+    check_array(x, "x", min_ndim=1, last=np.shape(params["w0"])[0], dtype="real")
     n = len([k for k in params if k.startswith("w")])
     h = np.asarray(x, dtype=np.float32)
     for i in range(n):
@@ -108,6 +113,13 @@ def _init_convnet_numpy(rng, *, n_way, in_channels, hidden, n_blocks):
     return params
 
 
+def _check_model(params) -> None:
+    """A parameter dict; one in the MLP layout (only ``w{i}``/``b{i}`` keys) must also chain its shapes."""
+    check_params(params)
+    if all(isinstance(k, str) and k[:1] in "wb" and k[1:].isdigit() for k in params):
+        check_params(params, mlp=True)
+
+
 def head_keys(params) -> tuple[str, ...]:
     """The keys of the last linear layer: what ANIL adapts in its inner loop.
 
@@ -118,6 +130,7 @@ def head_keys(params) -> tuple[str, ...]:
     Raises:
         ValueError: if ``params`` has fewer than two entries or no recognisable last layer.
     """
+    _check_model(params)
     keys = list(params)
     if len(keys) < 2:
         raise ValueError(f"params must hold at least one weight and one bias, got keys {keys}")
@@ -134,7 +147,8 @@ def head_keys(params) -> tuple[str, ...]:
 
 def check_head(params, head) -> tuple[str, ...]:
     """ANIL's head: ``head`` (default :func:`head_keys`), every name a key of ``params``."""
-    keys = head_keys(params) if head is None else tuple(head)
+    _check_model(params)
+    keys = head_keys(params) if head is None else check_names(head, "head", params)
     missing = [k for k in keys if k not in params]
     if not keys or missing:
         raise ValueError(f"head must name parameters of the model among {list(params)}, unknown: {missing or keys}")

@@ -6,6 +6,9 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from course_utils.validation import (check_array, check_bool, check_curves, check_int, check_lam, check_pair,
+                                     check_same_length, check_sequence, check_str)
+
 __all__ = ["new_figure", "show_figure", "plot_sinusoid_tasks", "plot_episode", "plot_learning_curves",
            "plot_lambda_sweep",
            "plot_regression_fit"]
@@ -21,7 +24,7 @@ def new_figure(figsize=(7, 4)):
     """
     from matplotlib.figure import Figure
 
-    return Figure(figsize=figsize)
+    return Figure(figsize=check_pair(figsize, "figsize", 0.0, low_open=True))
 
 
 def show_figure(fig) -> None:
@@ -31,6 +34,10 @@ def show_figure(fig) -> None:
         from IPython.display import display
     except ImportError:  # pragma: no cover - IPython comes with Jupyter
         return
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise ValueError(f"fig must be a matplotlib Figure (e.g. from new_figure), got {type(fig).__name__}")
     if get_ipython() is not None:
         import matplotlib.pyplot  # noqa: F401 - makes sure the inline PNG formatter is registered
 
@@ -38,6 +45,10 @@ def show_figure(fig) -> None:
 
 
 def _axes(ax, figsize=(6, 4)):
+    from matplotlib.axes import Axes
+
+    if ax is not None and not isinstance(ax, Axes):
+        raise ValueError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
     return ax
@@ -46,6 +57,12 @@ def _axes(ax, figsize=(6, 4)):
 def plot_sinusoid_tasks(tasks, *, n: int = 4, ax=None, grid: np.ndarray | None = None,
                         title: str = "Sinusoid tasks: true curves, support (●) and query (×)"):
     """Draw the first ``n`` tasks of a :class:`course_utils.tasks.SinusoidTasks` batch."""
+    if not all(hasattr(tasks, a) for a in ("true_function", "x_support", "amplitude")):
+        raise ValueError(f"tasks must be SinusoidTasks (from sample_sinusoid_tasks), got {type(tasks).__name__}")
+    n = check_int(n, "n", 1)
+    check_str(title, "title")
+    if grid is not None:
+        check_array(grid, "grid", ndim=1, dtype="real")
     ax = _axes(ax)
     grid = np.linspace(-5, 5, 200) if grid is None else grid
     curves = tasks.true_function(grid)
@@ -62,6 +79,18 @@ def plot_sinusoid_tasks(tasks, *, n: int = 4, ax=None, grid: np.ndarray | None =
 def plot_regression_fit(x_grid, curves: Mapping[str, np.ndarray], *, x_support=None, y_support=None,
                         ax=None, title: str = "Fit", ylabel: str = "y"):
     """Draw named curves over ``x_grid`` plus optional support points."""
+    check_array(x_grid, "x_grid", ndim=(1, 2), dtype="real")
+    if np.ndim(x_grid) == 2 and np.shape(x_grid)[1] != 1:
+        raise ValueError(f"x_grid must be (G,) or (G, 1), got shape {np.shape(x_grid)}")
+    curves = check_curves(curves, "curves", int(np.size(x_grid)))
+    if (x_support is None) != (y_support is None):
+        raise ValueError("x_support and y_support must be given together, got "
+                         f"{type(x_support).__name__} and {type(y_support).__name__}")
+    if x_support is not None:
+        check_array(x_support, "x_support", dtype="real")
+        check_array(y_support, "y_support", dtype="real")
+        check_same_length({"x_support": np.ravel(x_support), "y_support": np.ravel(y_support)})
+    check_str(title, "title"), check_str(ylabel, "ylabel")
     ax = _axes(ax)
     for name, y in curves.items():
         style = "k--" if name.lower().startswith("true") else "-"
@@ -78,6 +107,14 @@ def plot_episode(episode, *, max_query: int = 5, title: str | None = None, fig=N
 
     ``episode`` is a :class:`course_utils.tasks.Episode` with images (n, H, W) (ink = high).
     """
+    if not all(hasattr(episode, a) for a in ("x_support", "y_support", "x_query", "y_query")):
+        raise ValueError(f"episode must be an Episode (from sample_episode), got {type(episode).__name__}")
+    max_query = check_int(max_query, "max_query", 1)
+    check_str(title, "title", allow_none=True)
+    from matplotlib.figure import FigureBase
+
+    if fig is not None and not isinstance(fig, FigureBase):
+        raise ValueError(f"fig must be a matplotlib Figure or None, got {type(fig).__name__}")
     y_s, y_q = np.asarray(episode.y_support), np.asarray(episode.y_query)
     n_way = int(y_s.max()) + 1
     k = int((y_s == 0).sum())
@@ -103,6 +140,10 @@ def plot_episode(episode, *, max_query: int = 5, title: str | None = None, fig=N
 def plot_learning_curves(histories: Mapping[str, Sequence[float]], *, ax=None, xlabel: str = "step",
                          ylabel: str = "loss", title: str = "Learning curves", logy: bool = False):
     """One line per named history (e.g. ``{"MAML": [...], "pretrained": [...]}``)."""
+    histories = check_curves(histories, "histories")
+    for k, v in (("xlabel", xlabel), ("ylabel", ylabel), ("title", title)):
+        check_str(v, k)
+    logy = check_bool(logy, "logy")
     ax = _axes(ax)
     for name, values in histories.items():
         ax.plot(np.arange(len(values)), values, label=name)
@@ -117,8 +158,12 @@ def plot_learning_curves(histories: Mapping[str, Sequence[float]], *, ax=None, x
 def plot_lambda_sweep(lambdas: Sequence[float], curves: Mapping[str, Sequence[float]], *, ax=None,
                       ylabel: str = "test MSE", title: str = "λ sweep", mark_best: bool = True):
     """Metric against λ on a symlog x-axis (so λ = 0 shows), one line per named curve."""
+    check_lam(lambdas, "lambdas")
+    lambdas = check_sequence(lambdas, "lambdas", low=0.0)
+    curves = check_curves(curves, "curves", lambdas.size)
+    check_str(ylabel, "ylabel"), check_str(title, "title")
+    mark_best = check_bool(mark_best, "mark_best")
     ax = _axes(ax)
-    lambdas = np.asarray(lambdas, dtype=float)
     positive = lambdas[lambdas > 0]
     for name, values in curves.items():
         values = np.asarray(values, dtype=float)

@@ -7,7 +7,7 @@ import random
 import numpy as np
 
 from course_utils.env import configure_tensorflow_env
-from course_utils.validation import check_bool, check_int
+from course_utils.validation import check_bool, check_int, check_names
 
 __all__ = ["set_seed", "check_rng"]
 
@@ -27,9 +27,7 @@ def set_seed(seed: int = 0, *, frameworks: tuple[str, ...] = ("torch", "tensorfl
     """
     seed = check_int(seed, "seed", 0, 2**32 - 1)
     check_bool(deterministic, "deterministic")
-    unknown = set(frameworks) - {"torch", "tensorflow"}
-    if unknown:
-        raise ValueError(f"frameworks must be a subset of ('torch', 'tensorflow'), got {sorted(unknown)}")
+    frameworks = check_names(frameworks, "frameworks", ("torch", "tensorflow"))
     seed = int(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)  # affects subprocesses only; documented for learners
     random.seed(seed)
@@ -56,11 +54,14 @@ def set_seed(seed: int = 0, *, frameworks: tuple[str, ...] = ("torch", "tensorfl
     return np.random.default_rng(seed)
 
 
-def check_rng(rng: np.random.Generator | int | None, name: str = "rng") -> np.random.Generator:
-    """Turn a seed or generator into a ``np.random.Generator`` (None means a fresh, unseeded one)."""
+def check_rng(rng: np.random.Generator | int | None, name: str = "rng", *,
+              allow_none: bool = True) -> np.random.Generator:
+    """Turn a seed or generator into a ``np.random.Generator`` (None means a fresh, unseeded one,
+    unless ``allow_none`` is False: then None is rejected)."""
+    allow_none = check_bool(allow_none, "allow_none")
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None:
+    if rng is None and allow_none:
         return np.random.default_rng()
     try:
         return np.random.default_rng(check_int(rng, name, 0))

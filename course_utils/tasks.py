@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from course_utils.validation import check_int
+from course_utils.validation import (check_array, check_bool, check_float, check_int, check_probabilities,
+                                     check_same_length)
 from course_utils.seed import check_rng
 
 __all__ = [
@@ -144,7 +145,9 @@ class EpisodeSampler:
 
     def __init__(self, images: np.ndarray, labels: np.ndarray | None = None, *, n_way: int = 5,
                  k_shot: int = 1, n_query: int = 15, rotations: bool = False):
+        check_array(images, "images", min_ndim=2, dtype="number")
         images = np.asarray(images)
+        rotations = check_bool(rotations, "rotations")
         if labels is None:
             if images.ndim < 3:
                 raise ValueError("images must be (n_classes, n_per_class, *image) when labels is None, "
@@ -155,6 +158,7 @@ class EpisodeSampler:
             self.class_ids = np.arange(images.shape[0])
             self.image_shape = images.shape[2:]
         else:
+            check_array(labels, "labels", dtype="number")
             labels = np.asarray(labels)
             if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
                 raise ValueError(f"labels must have shape ({images.shape[0]},) to match images, "
@@ -235,6 +239,18 @@ class GaussianTask:
     sigma: float
     priors: np.ndarray
 
+    def __post_init__(self):
+        check_array(self.means, "means", ndim=2, last=2, dtype="real")
+        if not np.all(np.isfinite(np.asarray(self.means, dtype=float))):
+            raise ValueError(f"means must be finite, got {self.means!r}")
+        check_float(self.sigma, "sigma", 0.0, low_open=True)
+        check_probabilities(self.priors, "priors")
+        check_array(self.priors, "priors", ndim=1)
+        check_same_length({"means": self.means, "priors": self.priors}, 0, "number of classes (leading axis)")
+        total = float(np.sum(self.priors))
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"priors must sum to 1 (one probability per class), got a sum of {total}")
+
     @property
     def n_classes(self) -> int:
         return self.means.shape[0]
@@ -257,6 +273,7 @@ class GaussianTask:
 
     def log_posterior(self, x: np.ndarray) -> np.ndarray:
         """Exact log p*(y | x) for x (n, 2) → (n, n_classes), by Bayes' rule."""
+        check_array(x, "x", ndim=2, last=self.means.shape[1], dtype="real")
         x = np.asarray(x, dtype=np.float64)
         sq = ((x[:, None, :] - self.means[None]) ** 2).sum(-1)
         logits = -sq / (2 * self.sigma**2) + np.log(self.priors)[None]
@@ -290,11 +307,9 @@ class GaussianTaskFamily:
     def __init__(self, n_classes: int = 2, *, radius: float = 1.5, sigma: float = 1.0,
                  center_scale: float = 1.0):
         self.n_classes = check_int(n_classes, "n_classes", 2, 10)
-        for name, value, low_ok in (("radius", radius, False), ("sigma", sigma, False),
-                                    ("center_scale", center_scale, True)):
-            if not np.isfinite(value) or value < 0 or (value == 0 and not low_ok):
-                allowed = ">= 0" if low_ok else "> 0"
-                raise ValueError(f"{name} must be finite and {allowed}, got {value!r}")
+        radius = check_float(radius, "radius", 0.0, low_open=True)
+        sigma = check_float(sigma, "sigma", 0.0, low_open=True)
+        center_scale = check_float(center_scale, "center_scale", 0.0)
         self.radius, self.sigma, self.center_scale = float(radius), float(sigma), float(center_scale)
 
     def sample_task(self, rng: np.random.Generator | int | None = None) -> GaussianTask:

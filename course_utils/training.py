@@ -28,7 +28,9 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from course_utils.env import PeakMemory
-from course_utils.validation import check_choice, check_float, check_int, check_positive_int
+from course_utils.validation import (check_arrays_list, check_bool, check_callable, check_choice, check_float,
+                                     check_generator, check_int, check_numbers, check_optional_callable,
+                                     check_positive_int, check_str)
 
 __all__ = [
     "UPDATE_RULES",
@@ -50,6 +52,12 @@ __all__ = [
 UPDATE_RULES = ("gradient", "direction")
 
 
+def _check_method_name(name) -> str:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name must be an identifier-like str, got {name!r}")
+    return name
+
+
 @dataclass(frozen=True)
 class MetaMethod:
     """A meta-learning method that plugs into ``meta_train``.
@@ -67,6 +75,12 @@ class MetaMethod:
     make_step: Callable
     update: str = "gradient"
     doc: str = ""
+
+    def __post_init__(self) -> None:
+        _check_method_name(self.name)
+        check_callable(self.make_step, "make_step")
+        check_choice(self.update, "update", UPDATE_RULES)
+        check_str(self.doc, "doc")
 
     def build(self, **kwargs) -> Callable:
         """``make_step(**kwargs)``, after checking that the method takes every option given."""
@@ -88,12 +102,7 @@ class MethodRegistry:
 
     def register(self, name: str, make_step: Callable, *, update: str = "gradient", doc: str = "") -> MetaMethod:
         """Add (or replace) method ``name``; later chapters call this for their own methods."""
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"name must be an identifier-like str, got {name!r}")
-        if not callable(make_step):
-            raise ValueError(f"make_step must be callable, got {make_step!r}")
-        check_choice(update, "update", UPDATE_RULES)
-        method = MetaMethod(name, make_step, update, doc)
+        method = MetaMethod(name, make_step, update, doc)  # validates every field
         self._methods[name] = method
         return method
 
@@ -133,6 +142,15 @@ class MetaHistory:
     trace_seconds: float = 0.0
     peak_memory_mb: float = 0.0
 
+    def __post_init__(self) -> None:
+        check_str(self.method, "method")
+        check_str(self.framework, "framework")
+        self.loss = check_numbers(self.loss, "loss")
+        self.eval_iterations = check_numbers(self.eval_iterations, "eval_iterations", integer=True, low=0)
+        self.eval = check_numbers(self.eval, "eval")
+        for name in ("seconds", "seconds_per_iteration", "trace_seconds", "peak_memory_mb"):
+            setattr(self, name, check_float(getattr(self, name), name, 0.0))
+
     @property
     def n_iterations(self) -> int:
         return len(self.loss)
@@ -165,6 +183,8 @@ MAX_BLOCK = 500
 def stack_batches(batches) -> tuple[np.ndarray, ...]:
     """``n`` batches (tuples of arrays with the same shapes) → one block: item ``j`` of every
     batch stacked on a new leading axis of length ``n`` (the iteration axis)."""
+    if isinstance(batches, (str, bytes, dict)) or not hasattr(batches, "__iter__"):
+        raise ValueError(f"batches must be a list of batches (tuples of arrays), got {type(batches).__name__}")
     batches = [tuple(b) for b in batches]
     if not batches:
         raise ValueError("batches must hold at least one batch")
@@ -178,6 +198,9 @@ def stack_batches(batches) -> tuple[np.ndarray, ...]:
 def auto_block_size(batch, n_iterations: int) -> int:
     """How many iterations to sample at once: as many as fit in :data:`BLOCK_BYTES` (counted as
     float32), at most :data:`MAX_BLOCK` and ``n_iterations``, at least 1."""
+    if isinstance(batch, (str, bytes, dict)) or not isinstance(batch, (tuple, list)):
+        raise ValueError(f"batch must be a tuple of arrays (what sample_batch returns), got {type(batch).__name__}")
+    n_iterations = check_positive_int(n_iterations, "n_iterations")
     n_values = sum(int(np.asarray(a).size) for a in batch)
     return int(max(1, min(MAX_BLOCK, n_iterations, BLOCK_BYTES // max(1, 4 * n_values))))
 
@@ -221,8 +244,17 @@ def run_meta_loop(iterate: Callable, sample_batch: Callable, *, n_iterations: in
             straightforward loop); None: :func:`auto_block_size`. Iteration 0 always runs alone
             (its time, tracing or compiling included, is ``trace_seconds``).
     """
+    check_callable(iterate, "iterate")
+    check_callable(sample_batch, "sample_batch")
     n_iterations = check_positive_int(n_iterations, "n_iterations")
+    check_generator(rng, "rng")
+    check_callable(get_params, "get_params")
+    check_str(method, "method")
+    check_str(framework, "framework")
+    check_optional_callable(eval_fn, "eval_fn")
     eval_every = check_positive_int(eval_every, "eval_every")
+    progress = check_bool(progress, "progress")
+    check_str(desc, "desc", allow_none=True)
     blocked = block_size != 1
     if block_size is not None:
         block_size = check_positive_int(block_size, "block_size")
@@ -306,6 +338,9 @@ def reptile_epsilon(iteration: int, n_iterations: int, *, epsilon_start: float =
 
 def progress_range(n: int, desc: str, enabled: bool):
     """``range(n)``, or a ``tqdm.auto`` progress bar over it when ``enabled``."""
+    n = check_int(n, "n", 0)
+    check_str(desc, "desc")
+    enabled = check_bool(enabled, "enabled")
     if not enabled:
         return range(n)
     from tqdm.auto import trange
@@ -315,6 +350,8 @@ def progress_range(n: int, desc: str, enabled: bool):
 
 def batches(n: int, batch_size: int | None, steps: int) -> list[slice]:
     """Minibatch j of an inner loop: consecutive slices of the task's ``n`` points, cycling."""
+    n = check_positive_int(n, "n")
+    steps = check_int(steps, "steps", 0)
     b = n if batch_size is None else check_int(batch_size, "batch_size", 1, n)
     per_epoch = max(1, n // b)
     return [slice((j % per_epoch) * b, (j % per_epoch) * b + b) for j in range(steps)]
@@ -322,10 +359,11 @@ def batches(n: int, batch_size: int | None, steps: int) -> list[slice]:
 
 def meta_test_summary(loss: list, acc: list, accuracy: bool) -> dict:
     """``meta_test``'s result from per-batch query losses (and accuracies): means over all tasks."""
-    loss = np.concatenate(loss)
+    accuracy = check_bool(accuracy, "accuracy")
+    loss = np.concatenate(check_arrays_list(loss, "loss"))
     out = {"loss": float(loss.mean()), "accuracy": None, "accuracy_ci95": None, "n_tasks": int(loss.size)}
     if accuracy:
-        acc = np.concatenate(acc)
+        acc = np.concatenate(check_arrays_list(acc, "acc"))
         out["accuracy"] = float(acc.mean())
         out["accuracy_ci95"] = float(1.96 * acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else 0.0
     return out

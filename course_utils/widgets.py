@@ -9,6 +9,8 @@ from typing import Callable
 
 import numpy as np
 
+from course_utils.validation import check_bool, check_callable, check_float, check_instance, check_int, check_str
+
 __all__ = ["lambda_slider", "int_slider", "float_slider", "make_interactive", "set_values",
            "lambda_grid"]
 
@@ -16,10 +18,12 @@ __all__ = ["lambda_slider", "int_slider", "float_slider", "make_interactive", "s
 def lambda_grid(min_exp: int = -4, max_exp: int = 1, per_decade: int = 4,
                 include_zero: bool = True) -> np.ndarray:
     """λ values log-spaced from 10**min_exp to 10**max_exp, with 0 first if ``include_zero``."""
+    min_exp = check_int(min_exp, "min_exp", -30, 30)
+    max_exp = check_int(max_exp, "max_exp", -30, 30)
     if min_exp >= max_exp:
         raise ValueError(f"min_exp must be < max_exp, got {min_exp} >= {max_exp}")
-    if per_decade < 1:
-        raise ValueError(f"per_decade must be >= 1, got {per_decade}")
+    per_decade = check_int(per_decade, "per_decade", 1, 100)
+    include_zero = check_bool(include_zero, "include_zero")
     grid = np.logspace(min_exp, max_exp, (max_exp - min_exp) * per_decade + 1)
     return np.concatenate([[0.0], grid]) if include_zero else grid
 
@@ -33,6 +37,8 @@ def lambda_slider(description: str = "λ", *, value: float = 0.0, min_exp: int =
     """
     import ipywidgets as widgets
 
+    check_str(description, "description")
+    value = check_float(value, "value", 0.0)
     grid = lambda_grid(min_exp, max_exp, per_decade, include_zero)
     options = [(("0" if v == 0 else f"{v:.3g}"), float(v)) for v in grid]
     nearest = float(grid[np.argmin(np.abs(grid - value))])
@@ -45,6 +51,12 @@ def int_slider(description: str, *, value: int, min: int, max: int, step: int = 
     """An integer slider that only updates on release (cheap for learners on 1-2 cores)."""
     import ipywidgets as widgets
 
+    check_str(description, "description")
+    min = check_int(min, "min", -(2**31))  # noqa: A001
+    max = check_int(max, "max", min)  # noqa: A001
+    value = check_int(value, "value", min, max)
+    step = check_int(step, "step", 1)
+
     return widgets.IntSlider(value=value, min=min, max=max, step=step, description=description,
                              continuous_update=False, style={"description_width": "initial"})
 
@@ -53,6 +65,12 @@ def float_slider(description: str, *, value: float, min: float, max: float,  # n
                  step: float = 0.1):
     """A float slider that only updates on release."""
     import ipywidgets as widgets
+
+    check_str(description, "description")
+    min = check_float(min, "min")  # noqa: A001
+    max = check_float(max, "max", min)  # noqa: A001
+    value = check_float(value, "value", min, max)
+    step = check_float(step, "step", 0.0, low_open=True)
 
     return widgets.FloatSlider(value=value, min=min, max=max, step=step, description=description,
                                continuous_update=False, readout_format=".3g",
@@ -65,8 +83,16 @@ def make_interactive(fn: Callable, **controls):
     ``fn`` is a pure function of the control values that may draw a matplotlib figure and
     returns the numbers it shows (a dict), which tests read from ``.result``.
     """
+    import inspect
+
     import ipywidgets as widgets
 
+    check_callable(fn, "fn")
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(controls) - set(params))
+        if unknown:
+            raise ValueError(f"controls must name parameters of fn {sorted(params)}, got unknown {unknown}")
     w = widgets.interactive(fn, **controls)
     w.update()  # run once so .result is filled before anyone touches a slider
     return w
@@ -77,6 +103,9 @@ def set_values(w, **values) -> object:
 
     Raises ``ValueError`` naming an unknown control.
     """
+    import ipywidgets as widgets
+
+    check_instance(w, "w", widgets.interactive, "an ipywidgets.interactive (from make_interactive)")
     by_name = {c._kwarg: c for c in w.kwargs_widgets}  # set by ipywidgets.interactive
     unknown = sorted(set(values) - set(by_name))
     if unknown:

@@ -5,6 +5,7 @@ import numpy as np
 
 from course_utils.plots import new_figure, plot_sinusoid_tasks, show_figure
 from course_utils.tasks import sample_sinusoid_tasks
+from course_utils.validation import check_bool, check_int
 
 __all__ = ["show_sinusoid_family"]
 
@@ -15,6 +16,8 @@ def show_sinusoid_family(n_tasks: int = 4, k_shot: int = 5, seed: int = 0, *, dr
     Returns:
         ``{"n_tasks", "k_shot", "amplitudes", "phases", "n_points"}`` (rounded numbers).
     """
+    seed = check_int(seed, "seed", 0)
+    draw = check_bool(draw, "draw")
     tasks = sample_sinusoid_tasks(n_tasks, k_shot, k_shot, rng=seed)
     if draw:
         fig = new_figure((7, 4))

@@ -12,7 +12,8 @@ import numpy as np
 
 from course_utils.grading import close, report
 from course_utils.tasks import AMPLITUDE_RANGE, PHASE_RANGE, EpisodeSampler, sample_sinusoid_tasks
-from course_utils.validation import check_bool, check_float, check_int, check_interval, check_positive_int
+from course_utils.validation import (check_array, check_bool, check_float, check_int, check_interval, check_points,
+                                     check_positive_int, check_record)
 
 __all__ = [
     "episode_mosaic",
@@ -38,6 +39,7 @@ def episode_mosaic(episode, *, max_query: int = 5, gap: int = 4) -> np.ndarray:
     Returns:
         float32 array (rows, cols) in [0, 1] (ink = 1), NaN-free; paper and gaps are 0.
     """
+    check_record(episode, "episode", ("x_support", "y_support", "x_query", "y_query"), "an Episode")
     max_query = check_int(max_query, "max_query", 0)
     gap = check_int(gap, "gap", 0)
     y_s, y_q = np.asarray(episode.y_support), np.asarray(episode.y_query)
@@ -81,6 +83,7 @@ def draw_episode(images: np.ndarray, n_way: int = 5, k_shot: int = 1, n_query: i
         ``disjoint`` (True when no query image equals a support image of its class, pixel for
         pixel; Omniglot's one duplicated drawing, Braille character01, could make it False).
     """
+    check_array(images, "images", ndim=4, dtype="image")
     seed = check_int(seed, "seed", 0)
     show = check_bool(show, "show")
     max_query_shown = check_int(max_query_shown, "max_query_shown", 0)
@@ -135,9 +138,7 @@ def episode_explorer(images: np.ndarray, *, n_way: int = 5, k_shot: int = 1, n_q
     """
     from course_utils.widgets import int_slider, make_interactive
 
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"images must be (n_classes, n_per_class, H, W), got shape {images.shape}")
+    images = np.asarray(check_array(images, "images", ndim=4, dtype="image"))
     max_way = min(check_int(max_way, "max_way", 2), images.shape[0])
     half = images.shape[1] // 2
     n_way = check_int(n_way, "n_way", 2, max_way)
@@ -174,9 +175,9 @@ def family_fit(x_support: np.ndarray, y_support: np.ndarray, *, n_grid: int = 20
     n_grid = check_int(n_grid, "n_grid", 2)
     amplitude_range = check_interval(amplitude_range, "amplitude_range")
     phase_range = check_interval(phase_range, "phase_range")
-    x = np.asarray(x_support, dtype=np.float64).ravel()
-    y = np.asarray(y_support, dtype=np.float64).ravel()
-    if x.shape != y.shape or x.size == 0:
+    x = check_points(x_support, "x_support")
+    y = check_points(y_support, "y_support")
+    if x.shape != y.shape:
         raise ValueError(f"x_support and y_support must hold the same number (>= 1) of points, "
                          f"got {x.size} and {y.size}")
     phases = np.linspace(*phase_range, n_grid)

@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 
 from course_utils.grading import report
-from course_utils.validation import check_bool, check_callable, check_float, check_int
+from course_utils.validation import (check_bool, check_callable, check_float, check_int, check_params,
+                                     check_same_keys, check_task_arrays, mlp_dims)
 
 __all__ = [
     "linear_meta_gradient",
@@ -30,12 +31,18 @@ __all__ = [
 ]
 
 
-def _tasks(x_support, y_support, x_query, y_query):
-    arrays = [np.asarray(a, dtype=np.float64) for a in (x_support, y_support, x_query, y_query)]
-    if any(a.ndim != 3 for a in arrays) or len({a.shape[0] for a in arrays}) != 1:
-        raise ValueError("x_support, y_support, x_query, y_query must be (tasks, points, features) "
-                         f"with the same number of tasks, got shapes {[a.shape for a in arrays]}")
-    return arrays
+def _tasks(params, x_support, y_support, x_query, y_query, *, tasks_axis: bool = True):
+    """The MLP ``params`` and its task arrays (see :func:`check_task_arrays`), as float64 arrays."""
+    names = ("x_support", "y_support", "x_query", "y_query") if tasks_axis else ("x", "y")
+    given = (x_support, y_support, x_query, y_query)[:len(names)]
+    check_params(params, mlp=True)
+    check_task_arrays(dict(zip(names, given)), tasks_axis=tasks_axis, x_dim=mlp_dims(params)[0],
+                      y_dim=mlp_dims(params)[1])
+    for k, a in zip(names, given):
+        if np.ndim(a) != (3 if tasks_axis else 2):
+            raise ValueError(f"{k} must be {'(tasks, points, features)' if tasks_axis else '(points, features)'}, "
+                             f"got shape {np.shape(a)}")
+    return [np.asarray(a, dtype=np.float64) for a in given]
 
 
 # --------------------------------------------------------------------------- linear model, exact
@@ -57,11 +64,12 @@ def linear_meta_gradient(params: dict, x_support, y_support, x_query, y_query, *
     Returns:
         ``(meta_loss, {"w0": (d, o), "b0": (o,)})``.
     """
+    check_params(params, keys=("w0", "b0"))
     if set(params) != {"w0", "b0"}:
         raise ValueError(f"params must be a linear model {{'w0', 'b0'}}, got keys {sorted(params)}")
     inner_lr = check_float(inner_lr, "inner_lr", 0.0)
     first_order = check_bool(first_order, "first_order")
-    xs, ys, xq, yq = _tasks(x_support, y_support, x_query, y_query)
+    xs, ys, xq, yq = _tasks(params, x_support, y_support, x_query, y_query)
     w = np.vstack([np.asarray(params["w0"], np.float64), np.asarray(params["b0"], np.float64)[None]])
     aug = lambda x: np.concatenate([x, np.ones(x.shape[:-1] + (1,))], axis=-1)  # noqa: E731
     total, losses = np.zeros_like(w), []
@@ -95,6 +103,11 @@ def mlp_loss_and_grad(params: dict, x, y) -> tuple[float, dict[str, np.ndarray]]
     Returns:
         ``(loss, grads)`` with grads shaped like ``params``.
     """
+    x, y = _tasks(params, x, y, None, None, tasks_axis=False)
+    return _mlp_loss_and_grad(params, x, y)
+
+
+def _mlp_loss_and_grad(params: dict, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
     n = _n_layers(params)
     p = {k: np.asarray(v, np.float64) for k, v in params.items()}
     h = [np.asarray(x, np.float64)]
@@ -126,14 +139,14 @@ def maml_loss_numpy(params: dict, x_support, y_support, x_query, y_query, *,
     """
     inner_lr = check_float(inner_lr, "inner_lr", 0.0)
     steps = check_int(steps, "steps", 0)
-    xs, ys, xq, yq = _tasks(x_support, y_support, x_query, y_query)
+    xs, ys, xq, yq = _tasks(params, x_support, y_support, x_query, y_query)
     losses = []
     for t in range(xs.shape[0]):
         phi = {k: np.asarray(v, np.float64) for k, v in params.items()}
         for _ in range(steps):
-            _, g = mlp_loss_and_grad(phi, xs[t], ys[t])
+            _, g = _mlp_loss_and_grad(phi, xs[t], ys[t])
             phi = {k: phi[k] - inner_lr * g[k] for k in phi}
-        losses.append(mlp_loss_and_grad(phi, xq[t], yq[t])[0])
+        losses.append(_mlp_loss_and_grad(phi, xq[t], yq[t])[0])
     return float(np.mean(losses))
 
 
@@ -145,8 +158,8 @@ def directional_derivative(fn: Callable[[dict], float], params: dict, direction:
     """
     check_callable(fn, "fn")
     eps = check_float(eps, "eps", 0.0, low_open=True)
-    if set(direction) != set(params):
-        raise ValueError(f"direction must have the keys of params {sorted(params)}, got {sorted(direction)}")
+    check_params(params)
+    check_same_keys(params, direction, "direction")
     plus = {k: np.asarray(params[k], np.float64) + eps * np.asarray(direction[k], np.float64) for k in params}
     minus = {k: np.asarray(params[k], np.float64) - eps * np.asarray(direction[k], np.float64) for k in params}
     return (fn(plus) - fn(minus)) / (2 * eps)

@@ -15,7 +15,8 @@ from course_utils.grading import close, report
 from course_utils.nets import mlp_forward_numpy
 from course_utils.plots import new_figure, show_figure
 from course_utils.sweeps import X_PLOT, best_lambdas, param_distance, unstack
-from course_utils.validation import check_bool, check_float, check_int, check_lr
+from course_utils.validation import (check_bool, check_float, check_int, check_lr, check_mapping, check_params,
+                                     check_record)
 
 __all__ = [
     "REGULARISERS",
@@ -31,6 +32,13 @@ __all__ = [
 ]
 
 REGULARISERS = {"l2": "weight decay ‖θ‖²", "l2sp": "L2-SP ‖θ − θ₀‖²"}
+
+
+def _check_task(params, task):
+    """θ₀ an MLP dict and ``task`` a one-task :class:`course_utils.tasks.SinusoidTasks`."""
+    check_params(params, mlp=True)
+    return check_record(task, "task", ("x_support", "y_support", "true_function"),
+                        "a one-task SinusoidTasks (e.g. tasks.task(0))")
 
 
 def transfer_view(lam: float, k_shot: int, *, params: dict, task, steps: int = 100,
@@ -56,6 +64,7 @@ def transfer_view(lam: float, k_shot: int, *, params: dict, task, steps: int = 1
     """
     from course_utils.torch.objectives import finetune
 
+    _check_task(params, task)
     lam = check_float(lam, "lam", 0.0)
     k_shot = check_int(k_shot, "k_shot", 1, task.x_support.shape[1])
     steps = check_int(steps, "steps", 0)
@@ -102,6 +111,7 @@ def transfer_explorer(params: dict, task, *, k_max: int | None = None, lam: floa
     """
     from course_utils.widgets import int_slider, lambda_slider, make_interactive
 
+    _check_task(params, task)
     n_support = task.x_support.shape[1]
     k_max = n_support if k_max is None else check_int(k_max, "k_max", 1, n_support)
     lam = check_float(lam, "lam", 0.0)
@@ -127,7 +137,12 @@ def plot_sweep(sweep: dict, *, ax=None, labels: dict | None = None, title: str =
     """Mean test MSE against λ for every penalty and K of a ``lambda_sweep`` result."""
     from course_utils.plots import plot_lambda_sweep
 
-    labels = labels or {}
+    check_mapping(sweep, "sweep", "a lambda_sweep result {'lambdas', 'k_shots', 'test_mse', ...}")
+    missing = [k for k in ("lambdas", "k_shots", "test_mse") if k not in sweep]
+    if missing:
+        raise ValueError(f"sweep must be a lambda_sweep result with 'lambdas', 'k_shots' and 'test_mse', "
+                         f"missing {missing}")
+    labels = {} if labels is None else check_mapping(labels, "labels", "a dict {penalty: label} or None")
     curves = {f"{labels.get(p, p)}, K = {k}": sweep["test_mse"][p][i]
               for p in sweep["test_mse"] for i, k in enumerate(sweep["k_shots"])}
     ax = plot_lambda_sweep(sweep["lambdas"], curves, ax=ax, ylabel="test MSE (mean over tasks)",
@@ -179,6 +194,7 @@ def check_infinite_lambda(answer: dict | None, *, params: dict, task) -> bool:
     Test MSE is measured on the 200-point grid of :func:`transfer_view`.
     """
     name = "λ → ∞ limits"
+    _check_task(params, task)
     if answer is None:
         return report(False, name, "Pass a dict {'l2': number, 'l2sp': number}.")
     y_true = task.true_function(X_PLOT)[0]

@@ -19,8 +19,8 @@ import numpy as np
 from course_utils.grading import close, report
 from course_utils.plots import new_figure, show_figure
 from course_utils.tasks import GaussianTask, GaussianTaskFamily
-from course_utils.validation import (check_bool, check_float, check_instance, check_int, check_lr, check_nonnegative,
-                                     check_positive_int, check_temperature)
+from course_utils.validation import (check_array, check_bool, check_float, check_instance, check_int, check_kl_data,
+                                     check_labels, check_lr, check_numbers, check_positive_int, check_probabilities)
 from course_utils.widgets import float_slider, int_slider, lambda_slider, make_interactive
 
 __all__ = [
@@ -51,16 +51,16 @@ READOUT_CLASS = "l2l-readout"
 
 def _check_lams(lams, name: str = "lams") -> np.ndarray:
     """One λ or a 1-D array of them, every entry finite and >= 0, as float64 (L,)."""
-    lams = np.atleast_1d(np.asarray(lams, dtype=np.float64))
-    if lams.ndim != 1:
-        raise ValueError(f"{name} must be a number or a 1-D array of λ values, got shape {lams.shape}")
-    check_nonnegative(lams, name)
-    return lams
+    if isinstance(lams, np.ndarray) and lams.ndim == 0:
+        lams = lams.item()
+    if isinstance(lams, (int, float, np.integer, np.floating)) and not isinstance(lams, (bool, np.bool_)):
+        return np.array([check_float(lams, name, 0.0)])
+    return np.asarray(check_numbers(lams, name, low=0.0, nonempty=True), dtype=np.float64)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax over the last axis (numerically stable)."""
-    z = np.asarray(z, dtype=np.float64)
+    z = np.asarray(check_array(z, "z", min_ndim=1, dtype="real"), dtype=np.float64)
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -85,6 +85,10 @@ def kl_objective_numpy(w: np.ndarray, b: np.ndarray, x_labelled, y_labelled, x_u
     ``x_unlabelled`` (m, d), ``p_star`` (m, C). Returns ``(J, grad_w, grad_b)`` in float64.
     """
     lam = check_float(lam, "lam", 0.0)
+    check_array(w, "w", ndim=2, dtype="real")
+    d, c = np.shape(w)
+    check_array(b, "b", shape=(c,), dtype="real")
+    check_kl_data(x_labelled, y_labelled, x_unlabelled, p_star, d=d, c=c)
     w, b = np.asarray(w, np.float64), np.asarray(b, np.float64)
     xl, xu = np.asarray(x_labelled, np.float64), np.asarray(x_unlabelled, np.float64)
     ps = np.asarray(p_star, np.float64)
@@ -116,6 +120,7 @@ def fit_softmax_kl(x_labelled, y_labelled, x_unlabelled, p_star, lams, *, steps:
     Returns:
         ``(w, b)`` of shapes (..., L, d, C) and (..., L, C), float64.
     """
+    check_kl_data(x_labelled, y_labelled, x_unlabelled, p_star, batched=True)
     lams = _check_lams(lams)
     steps = check_int(steps, "steps", 0)
     lr = check_lr(lr, "lr")
@@ -164,6 +169,7 @@ class GaussianDemo:
 
 def shifted_teacher(task: GaussianTask, angle: float) -> GaussianTask:
     """A wrong p*: the task with its class means rotated by ``angle`` radians (finite) about their centre."""
+    check_instance(task, "task", GaussianTask, "a GaussianTask")
     angle = check_float(angle, "angle")
     centre = task.means.mean(0)
     c, s = np.cos(angle), np.sin(angle)
@@ -223,6 +229,7 @@ def gaussian_view(lam: float = 0.0, k_shot: int = 2, *, seed: int = 0, teacher_a
     k_shot = check_int(k_shot, "k_shot", 1, 50)
     steps = check_int(steps, "steps", 0)
     draw = check_bool(draw, "draw")
+    teacher_angle = check_float(teacher_angle, "teacher_angle")
     demo = make_gaussian_demo(int(k_shot), seed=seed, teacher_angle=float(teacher_angle))
     w, b = fit_softmax_kl(demo.x_labelled, demo.y_labelled, demo.x_unlabelled, demo.p_star, [lam],
                           steps=steps)
@@ -312,10 +319,13 @@ def expected_calibration_error(probs, labels, *, n_bins: int = 10) -> float:
     Args:
         probs: predicted probabilities (n, C). labels: ints (n,). n_bins: >= 1.
     """
-    probs = np.asarray(probs, dtype=np.float64)
+    check_array(probs, "probs", ndim=2, dtype="real")
+    probs = np.asarray(check_probabilities(probs, "probs"), dtype=np.float64)
+    check_array(labels, "labels", dtype="label", nonempty=False)
     labels = np.asarray(labels)
-    if probs.ndim != 2 or labels.shape != probs.shape[:1]:
+    if labels.shape != probs.shape[:1]:
         raise ValueError(f"probs must be (n, C) and labels (n,), got {probs.shape} and {labels.shape}")
+    check_labels(labels, "labels", probs.shape[1])
     n_bins = check_positive_int(n_bins, "n_bins")
     conf = probs.max(1)
     correct = probs.argmax(1) == labels
@@ -354,8 +364,13 @@ class LwFSetup:
         return int(self.y_support.max()) + 1
 
 
+def _check_setup(setup) -> LwFSetup:
+    return check_instance(setup, "setup", LwFSetup, "an LwFSetup")
+
+
 def lwf_student(setup: LwFSetup, copies: int) -> dict:
     """Teacher weights (the frozen first layer shared) plus a zero new head, ``copies`` (>= 1) times."""
+    _check_setup(setup)
     copies = check_positive_int(copies, "copies")
     h1 = setup.teacher["w1"].shape[1]
     params = {k: (v if k in ("w0", "b0") else np.repeat(v[None], copies, 0)) for k, v in setup.teacher.items()}
@@ -376,8 +391,9 @@ def lwf_evaluate(setup: LwFSetup, lams, *, temperature: float = 2.0) -> dict:
     from course_utils.torch import distill as td
     from course_utils.torch.core import from_numpy, to_tensor
 
+    _check_setup(setup)
     lams = _check_lams(lams).astype(np.float32)
-    check_temperature(temperature)
+    temperature = check_float(temperature, "temperature", 0.0, low_open=True)
     e, L = setup.x_support.shape[0], lams.size
     tile = lambda a: np.repeat(a[None], L, 0).reshape((L * e,) + a.shape[1:])  # noqa: E731
     params, _ = td.lwf_finetune(lwf_student(setup, L * e), tile(setup.x_support), tile(setup.y_support),
@@ -421,6 +437,7 @@ def lwf_view(lam: float = 1.0, temperature: float = 2.0, *, setup: LwFSetup, dra
     Returns a dict with ``lam``, ``temperature``, ``new_accuracy``, ``old_accuracy``,
     ``teacher_old_accuracy``, ``ece``, ``confidence`` (floats) and ``readout``. ``lam`` >= 0, T > 0.
     """
+    _check_setup(setup)
     lam = check_float(lam, "lam", 0.0)
     temperature = check_float(temperature, "temperature", 0.0, low_open=True)
     draw = check_bool(draw, "draw")
@@ -453,6 +470,7 @@ def lwf_widget(setup: LwFSetup, *, lam: float = 1.0, temperature: float = 2.0):
 
     Starting values: ``lam`` >= 0 and ``temperature`` > 0.
     """
+    _check_setup(setup)
     lam = check_float(lam, "lam", 0.0)
     temperature = check_float(temperature, "temperature", 0.0, low_open=True)
 

@@ -13,9 +13,10 @@ import numpy as np
 
 from course_utils.grading import close, report
 from course_utils.nets import mlp_forward_numpy
-from course_utils.plots import new_figure, show_figure
+from course_utils.plots import _axes, new_figure, show_figure
 from course_utils.sweeps import X_PLOT, best_lambdas, param_distance, unstack
-from course_utils.validation import check_bool, check_choice, check_float, check_int, check_lr
+from course_utils.validation import (check_array, check_bool, check_choice, check_float, check_int, check_lr,
+                                     check_mapping, check_numbers, check_pair, check_params, check_record, check_str)
 
 __all__ = [
     "PRIORS",
@@ -30,6 +31,16 @@ __all__ = [
 
 PRIORS = {"function": "function space λ·D(f_φ, f*)", "proximal": "parameter space λ/2‖φ − θ‖²"}
 GRID = np.linspace(-5, 5, 41, dtype=np.float32).reshape(-1, 1)
+
+
+def _check_view_args(params, task, best, k_grid) -> None:
+    """θ an MLP dict, ``task`` a one-task SinusoidTasks, ``best`` None or a dict, ``k_grid`` None or K values."""
+    check_params(params, mlp=True)
+    check_record(task, "task", ("x_support", "y_support", "true_function"), "a one-task SinusoidTasks (tasks.task(0))")
+    if best is not None:
+        check_mapping(best, "best", "a dict {penalty: best λ per K} (sweeps.best_lambdas) or None")
+    if k_grid is not None:
+        check_array(k_grid, "k_grid", ndim=1, dtype="real")
 
 
 def meta_regression_view(lam: float, k_shot: int, *, params: dict, task, best: dict | None = None,
@@ -47,6 +58,7 @@ def meta_regression_view(lam: float, k_shot: int, *, params: dict, task, best: d
     """
     from course_utils.torch.objectives import finetune
 
+    _check_view_args(params, task, best, k_grid)
     lam = check_float(lam, "lam", 0.0)
     k_shot = check_int(k_shot, "k_shot", 1, task.x_support.shape[1])
     steps = check_int(steps, "steps", 0)
@@ -96,6 +108,7 @@ def meta_regression_explorer(params: dict, task, *, best: dict | None = None, k_
     """
     from course_utils.widgets import int_slider, lambda_slider, make_interactive
 
+    _check_view_args(params, task, best, k_grid)
     lam = check_float(lam, "lam", 0.0)
     k_shot = check_int(k_shot, "k_shot", 1, task.x_support.shape[1])
     steps = check_int(steps, "steps", 0)
@@ -120,11 +133,16 @@ def meta_regression_explorer(params: dict, task, *, best: dict | None = None, k_
 def plot_best_lambda(k_shots, best: dict, *, ax=None, current: tuple | None = None,
                      title: str = "Best λ against K (mean test MSE over tasks)"):
     """Best λ (log y; 0 drawn at the bottom) against K (log x), one line per penalty."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    k_shots = np.asarray(k_shots, dtype=float)
+    k_shots = np.asarray(check_numbers(k_shots, "k_shots", integer=True, low=1, nonempty=True), dtype=float)
+    check_mapping(best, "best", "a dict {penalty: best λ per K} (sweeps.best_lambdas)")
+    for name, values in best.items():
+        check_numbers(np.asarray(values).tolist() if hasattr(values, "shape") else values, f"best[{name!r}]", low=0.0)
+        if len(values) != len(k_shots):
+            raise ValueError(f"best[{name!r}] must hold one λ per K of k_shots ({len(k_shots)}), got {len(values)}")
+    if current is not None:
+        current = check_pair(current, "current", 0.0)
+    check_str(title, "title")
+    ax = _axes(ax)
     positive = np.concatenate([np.asarray(v, float)[np.asarray(v) > 0] for v in best.values()] + [[1e-3]])
     floor = positive.min() / 3
     for name, values in best.items():
@@ -176,6 +194,9 @@ def check_function_metric(fn: Callable | None) -> bool:
 
 def check_sum_convention(answer, *, sweep: dict, penalty: str = "function") -> bool:
     """Exercise 3: the best λ per K in the article's Σ_i convention (λ_Σ = K·λ_mean)."""
+    check_mapping(sweep, "sweep", "a lambda_sweep result {'lambdas', 'k_shots', 'test_mse', ...}")
+    if "test_mse" not in sweep or "k_shots" not in sweep:
+        raise ValueError(f"sweep must be a lambda_sweep result with 'k_shots' and 'test_mse', got keys {sorted(sweep)}")
     check_choice(penalty, "penalty", tuple(sweep["test_mse"]))
     name = "best λ in the Σ convention"
     if answer is None:

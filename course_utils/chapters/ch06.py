@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from course_utils.grading import close, report
-from course_utils.validation import check_bool, check_float, check_int
+from course_utils.validation import check_bool, check_float, check_int, check_params
 
 __all__ = [
     "toy_meta_gradient",
@@ -32,6 +32,10 @@ def toy_meta_gradient(theta: float, alpha: float, x_s: float, y_s: float, x_q: f
     L_s'(θ) = 2 x_s (θ x_s − y_s), L_s''(θ) = 2 x_s², φ = θ − α L_s'(θ), and the chain rule gives
     (1 − α L_s''(θ)) · L_q'(φ); first order drops the Hessian factor: L_q'(φ).
     """
+    theta, x_s, y_s, x_q, y_q = (check_float(v, k) for k, v in
+                                 (("theta", theta), ("x_s", x_s), ("y_s", y_s), ("x_q", x_q), ("y_q", y_q)))
+    alpha = check_float(alpha, "alpha", 0.0)
+    first_order = check_bool(first_order, "first_order")
     phi = theta - alpha * 2 * x_s * (theta * x_s - y_s)
     outer = 2 * x_q * (phi * x_q - y_q)
     return float(outer if first_order else (1 - alpha * 2 * x_s**2) * outer)
@@ -93,6 +97,11 @@ def check_two_step_meta_gradient(answer) -> bool:
 
 
 # --------------------------------------------------------------------------- slider
+def _check_models(maml_params, pretrained_params) -> None:
+    check_params(maml_params, "maml_params", mlp=True)
+    check_params(pretrained_params, "pretrained_params", mlp=True)
+
+
 def adaptation_demo(maml_params: dict, pretrained_params: dict, *, k_shot: int = 5, steps: int = 1,
                     task_seed: int = 0, inner_lr: float = 0.01, draw: bool = True) -> dict:
     """Adapt both models to a new sinusoid task from ``k_shot`` points with ``steps`` SGD steps.
@@ -100,6 +109,7 @@ def adaptation_demo(maml_params: dict, pretrained_params: dict, *, k_shot: int =
     Pure apart from the optional figure. Returns ``{"mse_maml": float, "mse_pretrained": float,
     "x": (200,), "maml": (200,), "pretrained": (200,), "true": (200,)}`` (MSE on the 200-point grid).
     """
+    _check_models(maml_params, pretrained_params)
     k_shot = check_int(k_shot, "k_shot", 1, 50)
     steps = check_int(steps, "steps", 0, 100)
     task_seed = check_int(task_seed, "task_seed", 0)
@@ -146,6 +156,9 @@ def make_adaptation_widget(maml_params: dict, pretrained_params: dict, *, inner_
     """Sliders for K (1-20), adaptation steps (0-10) and the task seed, redrawing
     :func:`adaptation_demo`; returns ``ipywidgets.interactive`` (``.result`` holds the dict)."""
     from course_utils.widgets import int_slider, make_interactive
+
+    _check_models(maml_params, pretrained_params)
+    inner_lr = check_float(inner_lr, "inner_lr", 0.0)
 
     def show(k_shot, steps, task_seed):
         return adaptation_demo(maml_params, pretrained_params, k_shot=k_shot, steps=steps,

@@ -12,7 +12,10 @@ import numpy as np
 
 from course_utils.grading import close, report
 from course_utils.nets import head_keys, init_convnet
-from course_utils.validation import check_choice, check_int
+from course_utils.validation import (check_bool, check_callable, check_choice, check_float, check_framework,
+                                     check_int, check_lr, check_mapping, check_names, check_optional_callable,
+                                     check_params, check_positive_int, check_same_keys, check_task_arrays,
+                                     check_values, mlp_dims)
 
 __all__ = [
     "reptile_k1_prediction",
@@ -32,9 +35,7 @@ __all__ = [
 
 def mean_median(values) -> tuple[float, float]:
     """(mean, median) of a 1-D array of per-task errors, as Python floats."""
-    v = np.asarray(values, dtype=float).ravel()
-    if v.size == 0:
-        raise ValueError("values must not be empty")
+    v = check_values(values, "values")
     return float(v.mean()), float(np.median(v))
 
 
@@ -57,7 +58,17 @@ def compare_methods(fw, params: dict, sample_batch, *, methods=("maml", "fomaml"
     Returns:
         ``{method: (final_params, history)}`` as returned by ``fw.meta_train``.
     """
+    check_framework(fw, "meta_train", "METHODS")
+    check_params(params)
+    check_callable(sample_batch, "sample_batch")
+    methods = check_names(methods, "methods", fw.METHODS.names())
+    n_iterations = check_positive_int(n_iterations, "n_iterations")
     rng = check_int(rng, "rng", 0)  # an int seed, not a generator: each method re-seeds from it
+    if reptile_kwargs is not None:
+        check_mapping(reptile_kwargs, "reptile_kwargs", "a dict of Reptile's own options or None")
+    outer_lr = check_lr(outer_lr, "outer_lr")
+    check_optional_callable(eval_fn, "eval_fn")
+    progress = check_bool(progress, "progress")
     out = {}
     for method in methods:
         kw = dict(shared)
@@ -74,6 +85,12 @@ def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
 
     Missing or None values print as "-".
     """
+    if isinstance(rows, (str, bytes, dict)) or not isinstance(rows, (list, tuple)) \
+            or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f"rows must be a list of dicts {{key: value}}, got {rows!r}"[:200])
+    if isinstance(columns, (str, bytes, dict)) or not isinstance(columns, (list, tuple)) \
+            or not all(isinstance(c, (list, tuple)) and len(c) == 3 for c in columns):
+        raise ValueError(f"columns must be a list of (key, header, format) triples, got {columns!r}"[:200])
     if not columns:
         raise ValueError("columns must not be empty")
     cells = [[h for _, h, _ in columns]]
@@ -94,6 +111,10 @@ def reptile_k1_prediction(params: dict, joint_gradient: dict, *, inner_lr: float
     -α times the gradient of the mean task loss ("joint training"), so
     θ + ε·mean_i(φ̃_i - θ) = θ - ε α ∇L_joint(θ)  (Nichol et al. 2018, §5).
     """
+    check_params(params)
+    check_same_keys(params, joint_gradient, "joint_gradient")
+    inner_lr = check_float(inner_lr, "inner_lr", 0.0)
+    epsilon = check_float(epsilon, "epsilon", 0.0, 1.0, low_open=True)
     return {k: np.asarray(params[k], np.float32) - epsilon * inner_lr * np.asarray(joint_gradient[k], np.float32)
             for k in params}
 
@@ -101,15 +122,17 @@ def reptile_k1_prediction(params: dict, joint_gradient: dict, *, inner_lr: float
 # --------------------------------------------------------------------------- several seeds
 def seed_summary(values) -> tuple[float, float]:
     """(mean, standard deviation with ddof=1) of one method's results over seeds (>= 2 values)."""
-    v = np.asarray(values, dtype=float).ravel()
-    if v.size < 2:
-        raise ValueError(f"values must hold the results of at least 2 seeds, got {v.size}")
+    return _seed_summary(values, "values")
+
+
+def _seed_summary(values, name: str) -> tuple[float, float]:
+    v = check_values(values, name, 2)  # the results of at least 2 seeds
     return float(v.mean()), float(v.std(ddof=1))
 
 
 def separated(a, b) -> bool:
     """True when two methods' mean ± sd intervals over seeds do not overlap (the only case ranked)."""
-    (ma, sa), (mb, sb) = seed_summary(a), seed_summary(b)
+    (ma, sa), (mb, sb) = _seed_summary(a, "a"), _seed_summary(b, "b")
     return abs(ma - mb) > sa + sb
 
 
@@ -152,6 +175,11 @@ def check_reptile_two_steps(answer: dict | None, *, fw, params: dict, x, y, inne
     the learner never sees it); ``x, y``: every task's data, (tasks, points, 1).
     """
     name = "Challenge 2 (Reptile with two steps)"
+    check_framework(fw, "reptile_update")
+    check_params(params, mlp=True)
+    check_task_arrays({"x": x, "y": y}, x_dim=mlp_dims(params)[0], y_dim=mlp_dims(params)[1])
+    inner_lr = check_float(inner_lr, "inner_lr", 0.0)
+    epsilon = check_float(epsilon, "epsilon", 0.0, 1.0, low_open=True)
     if answer is None:
         return report(False, name, "Adapt every task with two SGD steps, average φ̃_i − θ over tasks, scale by ε, "
                                    "add θ; pass the dict.")
@@ -181,6 +209,8 @@ def check_anil_share(answer, *, n_way: int = 20, hidden: int = 64) -> bool:
     (0, 1), relative tolerance 1e-3).
     """
     name = "Challenge 3 (what ANIL adapts)"
+    n_way = check_int(n_way, "n_way", 2)
+    hidden = check_positive_int(hidden, "hidden")
     if answer is None:
         return report(False, name, "Pass a number in (0, 1): adapted parameters / all parameters.")
     try:

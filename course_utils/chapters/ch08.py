@@ -12,7 +12,8 @@ from course_utils import metric
 from course_utils.grading import close, report
 from course_utils.seed import check_rng
 from course_utils.tasks import EpisodeSampler
-from course_utils.validation import check_int
+from course_utils.validation import (check_array, check_bool, check_convnet, check_framework, check_int, check_mapping,
+                                     check_str)
 
 __all__ = [
     "Snapshots",
@@ -50,11 +51,10 @@ def pooled_batch(images, batch_size: int, rng, *, rotations: bool = True) -> tup
     GLOBAL labels (class 4c + r is character c turned r quarter turns), split in two halves as
     ``(x_support, y_support, x_query, y_query)`` with one "task" on axis 0 (``meta_train("pretrain")``
     pools the halves). ``images``: uint8 (C, n, S, S)."""
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"images must be (n_classes, n_per_class, S, S), got shape {images.shape}")
+    images = np.asarray(check_array(images, "images", ndim=4, dtype="image"))
     batch_size = check_int(batch_size, "batch_size", 2)
-    rng = check_rng(rng)
+    rng = check_rng(rng, allow_none=False)
+    rotations = check_bool(rotations, "rotations")
     n_classes = images.shape[0] * (4 if rotations else 1)
     label = rng.integers(0, n_classes, batch_size)
     char, rot = (label // 4, label % 4) if rotations else (label, np.zeros_like(label))
@@ -67,13 +67,19 @@ def pooled_batch(images, batch_size: int, rng, *, rotations: bool = True) -> tup
 def embed_classes(fw, params: dict, class_images, bn_stats: dict) -> np.ndarray:
     """Embed every image of ``class_images`` (n_classes, n, S, S) once with ``fw.embed_images``
     (fixed batch-norm statistics ``bn_stats``): (n_classes, n, D) float32."""
-    imgs = np.asarray(class_images)
+    check_framework(fw, "embed_images")
+    check_convnet(params, head=False)  # the embedding only: a net without its head is valid
+    imgs = np.asarray(check_array(class_images, "class_images", ndim=4, dtype="image"))
+    check_mapping(bn_stats, "bn_stats", "a dict of batch-norm statistics (fw.bn_statistics)")
     flat = fw.embed_images(params, imgs.reshape(-1, *imgs.shape[2:]), bn_stats)
     return flat.reshape(imgs.shape[0], imgs.shape[1], -1)
 
 
 def format_rows(rows: dict[str, dict[str, tuple[float, float]]]) -> str:
     """A text table of accuracies: ``rows[method][setting] = (mean, ci95)`` → "98.1 ± 0.4" cells (%)."""
+    check_mapping(rows, "rows", "a dict {method: {setting: (mean, ci95)}}")
+    if not rows or not all(isinstance(cells, dict) and cells for cells in rows.values()):
+        raise ValueError(f"rows must be a non-empty dict {{method: {{setting: (mean, ci95)}}}}, got {rows!r}"[:200])
     settings = list(next(iter(rows.values())))
     width = max(len(m) for m in rows) + 2
     lines = [" " * width + "".join(f"{s:>16}" for s in settings)]
@@ -88,7 +94,7 @@ def episode_view(embeddings, *, n_way: int = 5, k_shot: int = 1, n_query: int = 
     nearest prototype. Returns its prototypes, the squared distances (n_query·n_way, n_way) that
     decide each query, the predictions, the accuracy, and a 2-D PCA of supports, queries and
     prototypes (fitted on this episode) for plotting."""
-    emb = np.asarray(embeddings)
+    emb = np.asarray(check_array(embeddings, "embeddings", ndim=3, dtype="real"))
     ep = EpisodeSampler(emb, n_way=n_way, k_shot=k_shot, n_query=n_query).sample(check_int(seed, "seed", 0))
     protos = metric.prototypes(ep.x_support, ep.y_support, n_way)
     dist = metric.squared_distances(ep.x_query, protos)
@@ -108,6 +114,13 @@ def plot_episode_view(view: dict, *, title: str = "A test episode in the embeddi
     import matplotlib
 
     from course_utils.plots import new_figure
+
+    check_mapping(view, "view", "an episode_view result")
+    missing = sorted({"n_way", "k_shot", "y_support", "y_query", "distances", "predictions", "accuracy",
+                      "support_2d", "query_2d", "prototypes_2d"} - set(view))
+    if missing:
+        raise ValueError(f"view must be an episode_view result, missing {missing}")
+    check_str(title, "title")
 
     fig = new_figure((11, 4.2))  # outside pyplot: a slider redraw is never half-drawn
     ax, hx = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
@@ -143,7 +156,8 @@ def make_episode_widget(embeddings, *, max_way: int = 20, max_shot: int = 10, n_
     from course_utils.plots import show_figure
     from course_utils.widgets import int_slider, make_interactive
 
-    emb = np.asarray(embeddings)
+    emb = np.asarray(check_array(embeddings, "embeddings", ndim=3, dtype="real"))
+    n_query = check_int(n_query, "n_query", 1, emb.shape[1] - 1)
     max_way = check_int(max_way, "max_way", 2, emb.shape[0])
     max_shot = check_int(max_shot, "max_shot", 1, emb.shape[1] - n_query)
 

@@ -18,8 +18,8 @@ import tensorflow as tf  # noqa: E402
 
 from course_utils.nets import mlp_layer_count  # noqa: E402
 from course_utils.tensorflow.core import as_task_tensors, from_numpy, mlp_forward, mse_loss, to_tensor  # noqa: E402
-from course_utils.validation import (check_bool, check_callable, check_float, check_same_keys,  # noqa: E402
-                                     check_task_batch)
+from course_utils.validation import (check_bool, check_callable, check_same_keys,  # noqa: E402
+                                     check_meta_call, check_params)
 
 __all__ = ["hessian_vector_product", "meta_gradient_by_hand", "list_optimizers", "mlp_module",
            "module_to_numpy"]
@@ -43,6 +43,7 @@ def hessian_vector_product(loss_fn: Callable[[dict], tf.Tensor], params: dict, v
         ``{name: tensor}`` with the shapes of ``params``.
     """
     check_callable(loss_fn, "loss_fn")
+    check_params(params)
     check_same_keys(params, vector)
     names = list(params)
     theta = {k: tf.identity(to_tensor(params[k])) for k in names}  # values, not the caller's variables
@@ -77,10 +78,9 @@ def meta_gradient_by_hand(params: dict[str, np.ndarray], x_support, y_support, x
     Returns:
         ``(meta_loss, {name: gradient array})``.
     """
-    inner_lr = check_float(inner_lr, "inner_lr", 0.0)
-    check_callable(forward, "forward")
-    check_callable(loss_fn, "loss_fn")
-    arrays = check_task_batch(inner_lr, x_support, y_support, x_query, y_query)
+    inner_lr, _, _, *arrays = check_meta_call(
+        params, {"x_support": x_support, "y_support": y_support, "x_query": x_query, "y_query": y_query},
+        inner_lr=inner_lr, steps=1, forward=forward, loss_fn=loss_fn, mlp_forward=mlp_forward, mse_loss=mse_loss)
     xs, ys, xq, yq = as_task_tensors(*arrays)
     theta = from_numpy(params, requires_grad=False)
     names = list(theta)
@@ -143,7 +143,7 @@ def mlp_module(params: dict[str, np.ndarray]) -> tf.keras.Sequential:
     Returns:
         A built float32 ``tf.keras.Sequential``.
     """
-    n = mlp_layer_count(params)
+    n = mlp_layer_count(check_params(params, mlp=True))
     layers = [tf.keras.Input((int(np.shape(params["w0"])[0]),))]
     for i in range(n):
         layers.append(tf.keras.layers.Dense(int(np.shape(params[f"w{i}"])[1]),

@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 
 from course_utils.nets import init_convnet  # noqa: E402,F401  (framework-free)
 from course_utils.tensorflow.core import to_tensor  # noqa: E402
-from course_utils.validation import check_choice  # noqa: E402
+from course_utils.validation import check_choice, check_convnet  # noqa: E402
 
 __all__ = ["init_convnet", "convnet_forward", "BN_EPS"]
 
@@ -73,4 +73,5 @@ def convnet_forward(params: dict, x: tf.Tensor) -> tf.Tensor:
     (TensorFlow's ``"SAME"`` pads 28 → 14 asymmetrically and would give different numbers).
     NumPy images are converted with :func:`course_utils.tensorflow.to_tensor` (uint8 → [0, 1]).
     """
+    check_convnet(params, x)
     return tf.matmul(conv_body(params, x), params["head_w"]) + params["head_b"]

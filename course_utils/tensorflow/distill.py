@@ -19,8 +19,10 @@ import tensorflow as tf  # noqa: E402
 
 from course_utils.seed import check_rng  # noqa: E402
 from course_utils.tensorflow.core import adam_init, adam_step, from_numpy, to_tensor  # noqa: E402
-from course_utils.validation import (check_float, check_images_labels, check_int, check_lr,  # noqa: E402
-                                     check_names, check_nonnegative, check_positive_int, check_temperature)
+from course_utils.validation import (check_array, check_float, check_images_labels, check_int,  # noqa: E402
+                                     check_kl_inputs, check_labels, check_lwf_call, check_lwf_params, check_names,
+                                     check_params, check_positive_int, check_probabilities, check_rows,
+                                     check_tensor_float32)
 
 __all__ = [
     "kl_divergence",
@@ -38,7 +40,10 @@ __all__ = [
 
 def kl_divergence(p_star, logits) -> tf.Tensor:
     """Mean over rows of KL(p* ‖ softmax(logits)) in nats: (..., n, C) → (...)."""
-    p_star = to_tensor(p_star, "float32")
+    check_probabilities(p_star, "p_star")
+    check_rows(p_star=p_star, logits=logits)
+    check_tensor_float32(logits, "logits")
+    p_star, logits = to_tensor(p_star, "float32"), to_tensor(logits, "float32")
     log_q = tf.nn.log_softmax(logits, axis=-1)
     kl = tf.math.xlogy(p_star, p_star) - p_star * log_q
     return tf.reduce_mean(tf.reduce_sum(kl, axis=-1), axis=-1)
@@ -46,7 +51,10 @@ def kl_divergence(p_star, logits) -> tf.Tensor:
 
 def distillation_kl(teacher_logits, student_logits, *, temperature: float = 1.0) -> tf.Tensor:
     """Hinton et al.'s T²·KL(softmax(t/T) ‖ softmax(s/T)), mean over rows: (..., n, C) → (...)."""
-    check_temperature(temperature)
+    temperature = check_float(temperature, "temperature", 0.0, low_open=True)
+    check_rows(teacher_logits=teacher_logits, student_logits=student_logits)
+    check_tensor_float32(student_logits, "student_logits")
+    student_logits = to_tensor(student_logits, "float32")
     p_teacher = tf.nn.softmax(to_tensor(teacher_logits, "float32") / temperature, axis=-1)
     return temperature**2 * kl_divergence(p_teacher, student_logits / temperature)
 
@@ -54,13 +62,15 @@ def distillation_kl(teacher_logits, student_logits, *, temperature: float = 1.0)
 # --------------------------------------------------------------------------- 2-D Gaussian part
 def softmax_regression_logits(params: dict, x) -> tf.Tensor:
     """Logits x W + b: x (n, d) → (n, C), ``params = {"w0": (d, C), "b0": (C,)}``."""
+    check_params(params, mlp=True, keys=("w0", "b0"))
+    check_array(x, "x", min_ndim=2, last=tuple(params["w0"].shape)[-2], dtype="real")
     return tf.matmul(to_tensor(x, "float32"), params["w0"]) + params["b0"]
 
 
 def kl_regularised_loss(params: dict, x_labelled, y_labelled, x_unlabelled, p_star, *,
                         lam: float = 0.0) -> tf.Tensor:
     """J(θ) = mean CE on the labelled points + λ · mean KL(p*(x) ‖ p_θ(x)) on the unlabelled ones."""
-    check_nonnegative(lam, "lam")
+    check_kl_inputs(params, x_labelled, y_labelled, x_unlabelled, p_star, lam)
     logits = softmax_regression_logits(params, x_labelled)
     ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=to_tensor(y_labelled, "int64"), logits=logits))
@@ -70,6 +80,7 @@ def kl_regularised_loss(params: dict, x_labelled, y_labelled, x_unlabelled, p_st
 def kl_regularised_gradient(params: dict[str, np.ndarray], x_labelled, y_labelled, x_unlabelled,
                             p_star, *, lam: float = 0.0) -> tuple[float, dict[str, np.ndarray]]:
     """J(θ) and its tape gradient, NumPy in and out (mirrors the PyTorch function)."""
+    check_kl_inputs(params, x_labelled, y_labelled, x_unlabelled, p_star, lam)
     theta = from_numpy(params)
     with tf.GradientTape() as tape:
         loss = kl_regularised_loss(theta, x_labelled, y_labelled, x_unlabelled, p_star, lam=lam)
@@ -84,9 +95,10 @@ def fit_kl_regularised(params: dict[str, np.ndarray], x_labelled, y_labelled, x_
 
     Mirrors the PyTorch function: ``lam`` >= 0 (a number), ``steps`` >= 0, ``lr`` finite and > 0.
     """
+    check_kl_inputs(params, x_labelled, y_labelled, x_unlabelled, p_star, lam)
     lam = check_float(lam, "lam", 0.0)
     steps = check_int(steps, "steps", 0)
-    lr = check_lr(lr, "lr")
+    lr = check_float(lr, "lr", 0.0, low_open=True)
     theta = from_numpy(params)
     step = lr / (1.0 + lam)
     history = []
@@ -111,6 +123,7 @@ def lwf_forward(params: dict, x):
     Same layout and shapes as :func:`course_utils.torch.lwf_forward`; returns
     ``(old_logits, new_logits)`` (``new_logits`` is None for a params dict without ``w_new``).
     """
+    check_lwf_call(params, x, x_name="x")
     x = to_tensor(x)
     w0 = params["w0"]
     if len(x.shape) == 3 and len(w0.shape) == 2:  # batched images, shared first layer
@@ -127,7 +140,7 @@ def lwf_forward(params: dict, x):
 def lwf_loss(params: dict, x_support, y_support, teacher_old_logits, *, lam=0.0,
              temperature: float = 2.0) -> tf.Tensor:
     """Learning without Forgetting: CE(new head, y) + λ·T²·KL(teacher_old/T ‖ student_old/T), per copy."""
-    check_nonnegative(lam, "lam")
+    check_lwf_call(params, x_support, y_support, teacher_old_logits, lam=lam, temperature=temperature)
     old, new = lwf_forward(params, x_support)
     y = tf.one_hot(to_tensor(y_support, "int64"), depth=new.shape[-1], dtype=tf.float32)
     ce = -tf.reduce_mean(tf.reduce_sum(y * tf.nn.log_softmax(new, axis=-1), axis=-1), axis=-1)
@@ -145,10 +158,9 @@ def lwf_finetune(params: dict[str, np.ndarray], x_support, y_support, *, lam=0.0
     """Fine-tune the student with the LwF objective (full-batch gradient descent); mirrors the PyTorch
     function (same arguments, same checks)."""
     steps = check_int(steps, "steps", 0)
-    check_temperature(temperature)
-    lr = check_lr(lr, "lr")
-    check_nonnegative(lam, "lam")
-    frozen = check_names(frozen, "frozen", params)
+    lr = check_float(lr, "lr", 0.0, low_open=True)
+    frozen = check_names(frozen, "frozen", check_params(params))
+    check_lwf_call(params, x_support, y_support, lam=lam, temperature=temperature)
     names = [k for k in params if k not in frozen]
     theta = {**from_numpy({k: params[k] for k in frozen}, requires_grad=False),
              **from_numpy({k: params[k] for k in names})}
@@ -176,9 +188,12 @@ def train_classifier(params: dict[str, np.ndarray], images: np.ndarray, labels: 
     (the course's one Adam, same arguments and checks)."""
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
-    lr = check_lr(lr, "lr")
+    lr = check_float(lr, "lr", 0.0, low_open=True)
     rng = check_rng(rng)
+    d, c_old, _ = check_lwf_params(params)
     flat, labels = check_images_labels(images, labels)
+    check_array(flat, "images", last=d, dtype="image")
+    check_labels(labels, "labels", c_old)
     theta = from_numpy(params)
     state = adam_init(theta)
     names = list(theta)

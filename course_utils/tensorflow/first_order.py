@@ -22,7 +22,7 @@ import tensorflow as tf  # noqa: E402
 
 from course_utils.nets import check_head  # noqa: E402
 from course_utils.training import batches  # noqa: E402
-from course_utils.validation import check_epsilon, check_positive_int  # noqa: E402
+from course_utils.validation import check_float, check_meta_call, check_names, check_optional_int  # noqa: E402
 from course_utils.tensorflow.core import (adapt, from_numpy, maml_meta_gradient, mlp_forward, mse_loss,  # noqa: E402
                                           to_tensor)
 
@@ -35,6 +35,11 @@ __all__ = [
     "reptile_update",
 ]
 
+def _head(params, head) -> tuple[str, ...]:
+    """ANIL's head: :func:`check_head` with ``head`` (if given) a collection of names of ``params``."""
+    return check_head(params, None if head is None else check_names(head, "head", params))
+
+
 # --------------------------------------------------------------------------- inner loops
 def anil_adapt(params, x_support, y_support, *, inner_lr: float = 0.01, steps: int = 1,
                first_order: bool = False, head=None, forward: Callable = mlp_forward,
@@ -44,8 +49,12 @@ def anil_adapt(params, x_support, y_support, *, inner_lr: float = 0.01, steps: i
     Call it inside an outer ``tf.GradientTape`` to differentiate through the head's updates
     (second order unless ``first_order``). ``head`` defaults to :func:`head_keys`.
     """
+    inner_lr, steps, first_order, x_support, y_support = check_meta_call(
+        params, {"x_support": x_support, "y_support": y_support}, inner_lr=inner_lr, steps=steps,
+        first_order=first_order, forward=forward, loss_fn=loss_fn, mlp_forward=mlp_forward, mse_loss=mse_loss,
+        tasks_axis=False)
     return adapt(params, x_support, y_support, inner_lr=inner_lr, steps=steps, first_order=first_order,
-                 forward=forward, loss_fn=loss_fn, only=check_head(params, head))
+                 forward=forward, loss_fn=loss_fn, only=_head(params, head))
 
 
 def reptile_adapt(params, x, y, *, inner_lr: float = 0.02, inner_steps: int = 5,
@@ -53,7 +62,10 @@ def reptile_adapt(params, x, y, *, inner_lr: float = 0.02, inner_steps: int = 5,
                   loss_fn: Callable = mse_loss) -> dict:
     """Reptile's inner loop: ``inner_steps`` plain SGD steps on one task (minibatch j = the j-th
     consecutive slice of ``batch_size`` points, cycling; None = all points). Returns φ̃."""
-    check_positive_int(inner_steps, "inner_steps", 0)
+    inner_lr, inner_steps, _, x, y = check_meta_call(
+        params, {"x": x, "y": y}, inner_lr=inner_lr, steps=inner_steps, forward=forward, loss_fn=loss_fn,
+        mlp_forward=mlp_forward, mse_loss=mse_loss, tasks_axis=False, steps_name="inner_steps")
+    batch_size = check_optional_int(batch_size, "batch_size")
     names = list(params)
     phi = {k: tf.stop_gradient(tf.convert_to_tensor(v)) for k, v in params.items()}
     for sl in batches(int(x.shape[0]), batch_size, inner_steps):
@@ -70,8 +82,11 @@ def fomaml_meta_gradient(params: dict[str, np.ndarray], x_support, y_support, x_
                          inner_lr: float = 0.01, steps: int = 1, forward: Callable = mlp_forward,
                          loss_fn: Callable = mse_loss) -> tuple[float, dict[str, np.ndarray]]:
     """First-order MAML: ``maml_meta_gradient(..., first_order=True)`` (one source of truth)."""
-    return maml_meta_gradient(params, x_support, y_support, x_query, y_query, inner_lr=inner_lr,
-                              steps=steps, first_order=True, forward=forward, loss_fn=loss_fn)
+    inner_lr, steps, _, *arrays = check_meta_call(
+        params, {"x_support": x_support, "y_support": y_support, "x_query": x_query, "y_query": y_query},
+        inner_lr=inner_lr, steps=steps, forward=forward, loss_fn=loss_fn, mlp_forward=mlp_forward, mse_loss=mse_loss)
+    return maml_meta_gradient(params, *arrays, inner_lr=inner_lr, steps=steps, first_order=True, forward=forward,
+                              loss_fn=loss_fn)
 
 
 def anil_meta_gradient(params: dict[str, np.ndarray], x_support, y_support, x_query, y_query, *,
@@ -79,6 +94,11 @@ def anil_meta_gradient(params: dict[str, np.ndarray], x_support, y_support, x_qu
                        forward: Callable = mlp_forward, loss_fn: Callable = mse_loss
                        ) -> tuple[float, dict[str, np.ndarray]]:
     """ANIL's meta-loss and meta-gradient (mean over tasks), NumPy in and out."""
+    inner_lr, steps, first_order, x_support, y_support, x_query, y_query = check_meta_call(
+        params, {"x_support": x_support, "y_support": y_support, "x_query": x_query, "y_query": y_query},
+        inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward, loss_fn=loss_fn,
+        mlp_forward=mlp_forward, mse_loss=mse_loss)
+    head = _head(params, head)
     theta = from_numpy(params)
     with tf.GradientTape() as outer:
         losses = []
@@ -96,6 +116,10 @@ def reptile_direction(params: dict[str, np.ndarray], x, y, *, inner_lr: float = 
                       forward: Callable = mlp_forward, loss_fn: Callable = mse_loss
                       ) -> dict[str, np.ndarray]:
     """Reptile's direction mean_i(φ̃_i - θ) over a batch of tasks (x: (tasks, n, ...)), NumPy."""
+    inner_lr, inner_steps, _, x, y = check_meta_call(
+        params, {"x": x, "y": y}, inner_lr=inner_lr, steps=inner_steps, forward=forward, loss_fn=loss_fn,
+        mlp_forward=mlp_forward, mse_loss=mse_loss, steps_name="inner_steps")
+    batch_size = check_optional_int(batch_size, "batch_size")
     theta = from_numpy(params, requires_grad=False)
     total = {k: tf.zeros_like(v) for k, v in theta.items()}
     n_tasks = np.asarray(x).shape[0]
@@ -111,7 +135,7 @@ def reptile_update(params: dict[str, np.ndarray], x, y, *, epsilon: float, inner
                    forward: Callable = mlp_forward, loss_fn: Callable = mse_loss
                    ) -> dict[str, np.ndarray]:
     """One (batched) Reptile meta-update θ ← θ + ε · mean_i(φ̃_i - θ), NumPy in and out."""
-    check_epsilon(epsilon)
+    epsilon = check_float(epsilon, "epsilon", 0.0, 1.0, low_open=True)
     d = reptile_direction(params, x, y, inner_lr=inner_lr, inner_steps=inner_steps,
                           batch_size=batch_size, forward=forward, loss_fn=loss_fn)
     return {k: (np.asarray(params[k], np.float32) + np.float32(epsilon) * d[k]).astype(np.float32)

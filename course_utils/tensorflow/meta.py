@@ -25,7 +25,9 @@ import tensorflow as tf  # noqa: E402
 
 from course_utils.seed import check_rng  # noqa: E402
 from course_utils.training import FinetuneCurve, meta_test_summary  # noqa: E402
-from course_utils.validation import check_bool, check_maml_args, check_positive_int  # noqa: E402
+from course_utils.validation import (check_bool, check_callable, check_inner_loop, check_meta_call,  # noqa: E402
+                                     check_optional_int, check_params, check_positive_int,
+                                     check_task_tuple, check_tasks_forward)
 from course_utils.tensorflow.core import as_task_tensors, from_numpy, mlp_forward, mse_loss, to_tensor  # noqa: E402
 from course_utils.tensorflow.core import num_threads as pin_threads  # noqa: E402
 from course_utils.tensorflow.core import _device_scope  # noqa: E402
@@ -39,6 +41,12 @@ __all__ = [
     "finetune_curve",
     "meta_test",
 ]
+
+
+def _meta_call(params, arrays: dict, inner_lr, steps, first_order, forward, loss_fn) -> tuple:
+    """:func:`course_utils.validation.check_meta_call` with this framework's MLP and MSE."""
+    return check_meta_call(params, arrays, inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward,
+                           loss_fn=loss_fn, mlp_forward=mlp_forward, mse_loss=mse_loss)
 
 
 def _n_tasks(x) -> int:
@@ -63,6 +71,7 @@ def _mlp_forward_tasks(params_batched: dict, x: tf.Tensor) -> tf.Tensor:
 def tasks_forward(params_batched: dict, x, *, forward: Callable = mlp_forward) -> tf.Tensor:
     """Evaluate per-task parameters on per-task inputs: ``{name: (tasks, ...)}``, x (tasks, n, ...)
     → (tasks, n, out). Batched matmuls for the course's MLP; an unrolled loop over tasks otherwise."""
+    check_tasks_forward(params_batched, x, forward, mlp_forward)
     x = to_tensor(x)
     if forward is mlp_forward:
         return _mlp_forward_tasks(params_batched, x)
@@ -96,7 +105,8 @@ def adapt_tasks(params: dict, x_support, y_support, *, inner_lr: float = 0.01, s
     ``{name: (tasks, *shape)}``, differentiable with respect to ``params`` when called under an
     outer ``tf.GradientTape`` (second order unless ``first_order=True``).
     """
-    check_maml_args(inner_lr, steps)
+    inner_lr, steps, first_order, x_support, y_support = _meta_call(
+        params, {"x_support": x_support, "y_support": y_support}, inner_lr, steps, first_order, forward, loss_fn)
     xs, ys = as_task_tensors(x_support, y_support)
     return _adapt_tiled(_tile(params, _n_tasks(xs)), xs, ys, inner_lr, steps, first_order, forward, loss_fn)
 
@@ -105,7 +115,10 @@ def maml_task_losses(params: dict, x_support, y_support, x_query, y_query, *, in
                      steps: int = 1, first_order: bool = False, forward: Callable = mlp_forward,
                      loss_fn: Callable = mse_loss) -> tf.Tensor:
     """Query loss of every task after its inner loop, shape (tasks,)."""
-    xs, ys, xq, yq = as_task_tensors(x_support, y_support, x_query, y_query)
+    inner_lr, steps, first_order, *arrays = _meta_call(
+        params, {"x_support": x_support, "y_support": y_support, "x_query": x_query, "y_query": y_query},
+        inner_lr, steps, first_order, forward, loss_fn)
+    xs, ys, xq, yq = as_task_tensors(*arrays)
     phi = adapt_tasks(params, xs, ys, inner_lr=inner_lr, steps=steps, first_order=first_order,
                       forward=forward, loss_fn=loss_fn)
     pred = tasks_forward(phi, xq, forward=forward)
@@ -124,7 +137,8 @@ def make_meta_gradient_fn(*, inner_lr: float = 0.01, steps: int = 1, first_order
     eagerly with ``tf.config.run_functions_eagerly(True)``). ``chunk_size`` accumulates gradients
     over chunks of tasks.
     """
-    check_maml_args(inner_lr, steps, chunk_size)
+    inner_lr, steps, first_order = check_inner_loop(inner_lr, steps, first_order, forward, loss_fn)
+    check_optional_int(chunk_size, "chunk_size")
 
     def _fn(params, xs, ys, xq, yq):
         names = list(params)
@@ -139,7 +153,10 @@ def make_meta_gradient_fn(*, inner_lr: float = 0.01, steps: int = 1, first_order
 
     def fn(params: dict, x_support, y_support, x_query, y_query):
         params = {k: (v if isinstance(v, (tf.Variable, tf.Tensor)) else to_tensor(v)) for k, v in params.items()}
-        xs, ys, xq, yq = as_task_tensors(x_support, y_support, x_query, y_query)
+        arrays = _meta_call(params, dict(zip(("x_support", "y_support", "x_query", "y_query"),
+                                             (x_support, y_support, x_query, y_query))),
+                            inner_lr, steps, first_order, forward, loss_fn)[3:]
+        xs, ys, xq, yq = as_task_tensors(*arrays)
         n = _n_tasks(xs)
         if chunk_size is None or chunk_size >= n:
             return core(params, xs, ys, xq, yq)
@@ -174,13 +191,16 @@ def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.
     :func:`course_utils.torch.finetune_curve` (a step that would lift a task's support loss above
     its value before fine-tuning is rejected and that task's step size halved). Vectorised over
     tasks with tiled weights."""
-    check_maml_args(inner_lr, steps, chunk_size)
+    inner_lr, steps, _, *arrays = _meta_call(params, check_task_tuple(tasks), inner_lr, steps, False, forward,
+                                             loss_fn)
+    tasks = tuple(arrays)
+    check_optional_int(chunk_size, "chunk_size")
     check_bool(guard, "guard")
     check_bool(accuracy, "accuracy")
     with pin_threads(num_threads):  # validates num_threads (a no-op in TensorFlow)
         pass
     with _device_scope():  # course_utils.env.course_device: the CPU unless a GPU run was asked for
-        xs, ys, xq, yq = as_task_tensors(tasks) if hasattr(tasks, "x_support") else as_task_tensors(*tasks)
+        xs, ys, xq, yq = as_task_tensors(*tasks)
         theta = {k: tf.convert_to_tensor(v.numpy() if hasattr(v, "numpy") else np.asarray(v, np.float32))
                  for k, v in params.items()}
         n = _n_tasks(xs)
@@ -244,6 +264,8 @@ def meta_test(params: dict, sample_batch: Callable, *, n_batches: int = 10, inne
               rng: np.random.Generator | int | None = None, num_threads: int | None = 1) -> dict:
     """Adapt to fresh meta-batches and report query metrics; same contract as
     :func:`course_utils.torch.meta_test`."""
+    check_params(params)
+    check_callable(sample_batch, "sample_batch")
     check_positive_int(n_batches, "n_batches")
     rng = check_rng(rng)
     loss, acc = [], []

@@ -29,7 +29,9 @@ import tensorflow as tf  # noqa: E402
 from course_utils.tensorflow.convnet import conv_body  # noqa: E402
 from course_utils.tensorflow.core import adapt, cross_entropy_loss, to_tensor  # noqa: E402
 from course_utils.tensorflow.training import register_meta_method  # noqa: E402
-from course_utils.validation import check_choice, check_float, check_positive_int  # noqa: E402
+from course_utils.validation import (check_bn_stats, check_convnet, check_embedding_pair,  # noqa: E402
+                                     check_float, check_linear_head, check_metric_episode, check_optional_int,
+                                     check_positive_int, check_support_set)
 
 __all__ = [
     "METRIC_LOSSES",
@@ -52,6 +54,8 @@ _MASKED = -1e9  # the score of "not this class" in matching_logits (exp underflo
 def convnet_embed(params: dict, x, bn_stats: dict | None = None) -> tf.Tensor:
     """The embedding f_θ(x): chapter 6's conv net up to (not including) its head, (n, hidden);
     see :func:`course_utils.torch.convnet_embed` (same arguments, same numbers)."""
+    check_convnet(params, x, head=False)
+    check_bn_stats(params, bn_stats)
     return conv_body(params, x, bn_stats)
 
 
@@ -59,6 +63,7 @@ def bn_statistics(params: dict, x, *, batch_size: int = 256) -> dict[str, np.nda
     """The batch-norm means and variances that ``x`` gives every block (NumPy float32), streamed
     in batches of ``batch_size``; see :func:`course_utils.torch.bn_statistics`."""
     batch_size = check_positive_int(batch_size, "batch_size")
+    check_convnet(params, x, head=False)
     x = np.asarray(x)
     check_positive_int(len(x), "len(x) (images to measure)")
     p = {k: to_tensor(v) for k, v in params.items()}
@@ -85,6 +90,9 @@ def embed_images(params: dict, images, bn_stats: dict | None = None, *, batch_si
     """Embeddings (n, hidden) float32 of ``images`` in batches of ``batch_size``; ``num_threads`` is
     validated by the PyTorch half and ignored here (TensorFlow's threads are set at start-up)."""
     batch_size = check_positive_int(batch_size, "batch_size")
+    check_convnet(params, images, head=False, x_name="images")
+    check_optional_int(num_threads, "num_threads")
+    check_bn_stats(params, bn_stats)
     images = np.asarray(images)
     check_positive_int(len(images), "len(images) (images to embed)")
     p = {k: to_tensor(v) for k, v in params.items()}
@@ -98,12 +106,14 @@ def embed_images(params: dict, images, bn_stats: dict | None = None, *, batch_si
 
 def prototypes(z_support: tf.Tensor, y_support: tf.Tensor, n_way: int) -> tf.Tensor:
     """c_k = mean of the support embeddings of class k: (n_way, D)."""
+    n_way = check_support_set(z_support, y_support, n_way)
     onehot = tf.one_hot(tf.cast(y_support, tf.int64), n_way, dtype=z_support.dtype)     # (n_s, n_way)
     return tf.matmul(onehot, z_support, transpose_a=True) / tf.reduce_sum(onehot, 0)[:, None]
 
 
 def protonet_logits(z_query: tf.Tensor, protos: tf.Tensor) -> tf.Tensor:
     """-||z_q - c_k||²: (n_q, n_way)."""
+    check_embedding_pair(z_query, protos, ("z_query", "protos"))
     return -tf.reduce_sum(tf.square(z_query[:, None, :] - protos[None, :, :]), -1)
 
 
@@ -114,6 +124,7 @@ def _unit(z, eps=1e-8):
 def matching_logits(z_query: tf.Tensor, z_support: tf.Tensor, y_support: tf.Tensor, n_way: int, *,
                     scale: float = 1.0) -> tf.Tensor:
     """log Σ_{i: y_i = k} exp(scale·cos(z_q, z_i)): (n_q, n_way); see :func:`course_utils.torch.matching_logits`."""
+    n_way = check_support_set(z_support, y_support, n_way, z_query)
     check_float(scale, "scale", 0.0, low_open=True)
     s = scale * tf.matmul(_unit(z_query), _unit(z_support), transpose_b=True)             # (n_q, n_s)
     member = tf.transpose(tf.one_hot(tf.cast(y_support, tf.int64), n_way, dtype=s.dtype))  # (n_way, n_s)
@@ -122,11 +133,13 @@ def matching_logits(z_query: tf.Tensor, z_support: tf.Tensor, y_support: tf.Tens
 
 def prototype_head(protos: tf.Tensor) -> dict:
     """The linear layer with the ProtoNet's softmax: ``{"head_w": 2cᵀ, "head_b": -||c||²}``."""
+    check_embedding_pair(protos, protos, ("protos", "protos"))
     return {"head_w": 2 * tf.transpose(protos), "head_b": -tf.reduce_sum(tf.square(protos), -1)}
 
 
 def head_forward(params: dict, z: tf.Tensor) -> tf.Tensor:
     """A linear head on embeddings: z @ head_w + head_b."""
+    check_linear_head(params, z)
     return tf.matmul(z, params["head_w"]) + params["head_b"]
 
 
@@ -136,14 +149,15 @@ def metric_episode_loss(method: str, params: dict, x_support, y_support, x_query
                         ) -> tuple[tf.Tensor, tf.Tensor]:
     """Query cross-entropy of ONE episode and the query logits; see
     :func:`course_utils.torch.metric_episode_loss` (same arguments, same numbers)."""
-    check_choice(method, "method", METRIC_LOSSES)
+    check_metric_episode(method, params, x_support, y_support, x_query, y_query, forward=forward, n_way=n_way,
+                         scale=scale, inner_lr=inner_lr, steps=steps, first_order=first_order, allowed=METRIC_LOSSES)
     xs, xq = to_tensor(x_support), to_tensor(x_query)
     ys, yq = tf.cast(to_tensor(y_support), tf.int64), tf.cast(to_tensor(y_query), tf.int64)
     if xs.shape[1:] != xq.shape[1:] or ys.shape != xs.shape[:1] or yq.shape != xq.shape[:1]:
         raise ValueError("x_support, y_support, x_query, y_query must be (n_s, ...), (n_s,), (n_q, ...), (n_q,) "
                          f"with the same example shape, got {tuple(xs.shape)}, {tuple(ys.shape)}, "
                          f"{tuple(xq.shape)}, {tuple(yq.shape)}")
-    n_way = tf.cast(tf.reduce_max(ys), tf.int32) + 1 if n_way is None else check_positive_int(n_way, "n_way")
+    n_way = tf.cast(tf.reduce_max(ys), tf.int32) + 1 if n_way is None else n_way
     n_s = xs.shape[0]
     z = forward(params, tf.concat([xs, xq], 0))
     zs, zq = z[:n_s], z[n_s:]

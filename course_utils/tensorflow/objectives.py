@@ -24,9 +24,9 @@ from course_utils.sweeps import check_sweep_args, grid_and_prior, sweep_result  
 from course_utils.tasks import sample_sinusoid_tasks  # noqa: E402
 from course_utils.tensorflow.core import (adam_init, adam_step, from_numpy, mlp_forward,  # noqa: E402
                                           to_numpy, to_tensor)
-from course_utils.validation import (check_bool, check_choice, check_float, check_int,  # noqa: E402
-                                     check_lam_per_model, check_lr, check_nonnegative, check_positive_int,
-                                     check_same_keys, check_trainable)
+from course_utils.validation import (check_array, check_bool, check_choice, check_float, check_int,  # noqa: E402
+                                     check_lam, check_lam_per_model, check_names, check_params, check_positive_int,
+                                     check_regression_call, check_same_keys, check_trainable, mlp_dims)
 
 __all__ = [
     # --- chapters 3 and 5: pretrained model, regularised fine-tuning, function-space priors
@@ -66,7 +66,7 @@ def pretrain_sinusoid_mlp(*, sizes: tuple[int, ...] = (1, 40, 40, 1), steps: int
     steps = check_positive_int(steps, "steps")
     n_tasks = check_positive_int(n_tasks, "n_tasks")
     k_shot = check_positive_int(k_shot, "k_shot")
-    lr = check_lr(lr, "lr")
+    lr = check_float(lr, "lr", 0.0, low_open=True)
     rng = check_rng(rng)
     theta0 = init_mlp(sizes, rng=rng)
     data = sample_sinusoid_tasks(steps * n_tasks, k_shot, 1, rng=rng)
@@ -96,6 +96,7 @@ def stack_params(params: dict[str, np.ndarray], m: int) -> dict[str, tf.Tensor]:
     :func:`course_utils.tensorflow.mlp_forward` maps x (m, n, in) → (m, n, out).
     """
     m = check_positive_int(m, "m")
+    check_params(params, mlp=True)
     out = {}
     for k, v in params.items():
         v = np.asarray(v, dtype=np.float32)
@@ -112,6 +113,7 @@ def _sq_norm(tensors) -> tf.Tensor:
 
 def l2_penalty(params: dict) -> tf.Tensor:
     """Weight decay R(θ) = ‖θ‖², per model of a stacked dict: → (m,)."""
+    check_params(params, mlp=True)
     return _sq_norm(list(params.values()))
 
 
@@ -120,6 +122,7 @@ def l2sp_penalty(params: dict, anchor: dict) -> tf.Tensor:
 
     ``anchor`` must have the keys and shapes of ``params``.
     """
+    check_params(params, mlp=True)
     check_same_keys(params, anchor, "anchor")
     return _sq_norm([params[k] - anchor[k] for k in params])
 
@@ -130,11 +133,13 @@ def proximal_penalty(params: dict, anchor: dict) -> tf.Tensor:
 
 
 def _check_grid(x_grid, f_prior) -> None:
-    """The function-space prior's grid and values: both (G, 1)."""
+    """The function-space prior's grid and values: both (G, 1) numbers."""
     if x_grid is None or f_prior is None:
         raise ValueError("x_grid and f_prior (both (G, 1)) are needed for the function-space penalty, "
                          f"got {type(x_grid).__name__} and {type(f_prior).__name__}")
-    if tuple(x_grid.shape) != tuple(f_prior.shape) or len(x_grid.shape) != 2:
+    check_array(x_grid, "x_grid", ndim=2, last=1, dtype="real")
+    check_array(f_prior, "f_prior", ndim=2, last=1, dtype="real")
+    if tuple(x_grid.shape) != tuple(f_prior.shape):
         raise ValueError(f"x_grid and f_prior must both be (G, 1), got {tuple(x_grid.shape)} "
                          f"and {tuple(f_prior.shape)}")
 
@@ -151,6 +156,7 @@ def function_space_penalty(params: dict, x_grid, f_prior) -> tf.Tensor:
 
     ``x_grid`` and ``f_prior`` are (G, 1), shared by all models.
     """
+    check_params(params, mlp=True)
     _check_grid(x_grid, f_prior)
     return _function_space_penalty(params, to_tensor(x_grid, "float32"), to_tensor(f_prior, "float32"))
 
@@ -177,8 +183,9 @@ def regularised_objective(params, x_support, y_support, lam, *, penalty: str = "
     ``proximal``; ``x_grid``/``f_prior`` (G, 1) for ``function``).
     """
     check_choice(penalty, "penalty", PENALTIES)
+    x_support, y_support = check_regression_call(params, x_support, y_support, x_grid=x_grid, f_prior=f_prior)
     if tf.executing_eagerly() or not isinstance(lam, tf.Tensor):  # a symbolic λ has no value to check
-        check_nonnegative(lam, "lam")
+        check_lam(lam, "lam", x_support.shape[0])
     if penalty in ("l2sp", "proximal"):
         if anchor is None:
             raise ValueError(f"anchor (the stacked θ₀) is needed for penalty {penalty!r}, got None")
@@ -219,10 +226,11 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
     J = mean_i (f_θ(x_i) − y_i)² + λ·penalty(θ). Returns stacked NumPy weights (M, ...), and the
     (steps, M) history of J with ``return_history``.
     """
+    x_support, y_support = check_regression_call(params, x_support, y_support, x_grid=x_grid, f_prior=f_prior)
     check_choice(penalty, "penalty", PENALTIES)
     check_choice(optimizer, "optimizer", _OPTIMIZERS)
     steps = check_int(steps, "steps", 0)
-    lr = check_lr(lr, "lr")
+    lr = check_float(lr, "lr", 0.0, low_open=True)
     momentum = check_float(momentum, "momentum", 0.0, 1.0, high_open=True)
     return_history = check_bool(return_history, "return_history")
     x, y = to_tensor(x_support, "float32"), to_tensor(y_support, "float32")
@@ -230,8 +238,8 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
         raise ValueError(f"x_support and y_support must both be (M, K, 1), got {tuple(x.shape)} "
                          f"and {tuple(y.shape)}")
     m = int(x.shape[0])
-    lam_t = to_tensor(check_lam_per_model(lam, m))
-    trainable = check_trainable(params, trainable)
+    lam_t = to_tensor(check_lam_per_model(check_lam(lam, "lam", m), m))
+    trainable = check_trainable(params, None if trainable is None else check_names(trainable, "trainable", params))
     theta = stack_params(params, m)
     if anchor is not None:
         check_same_keys(params, anchor, "anchor")
@@ -274,8 +282,9 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
     "per_task": {penalty: (nK, T, L)}}``.
     """
     lambdas, k_shots, x_eval = check_sweep_args(tasks, lambdas, k_shots, penalties, PENALTIES, x_eval)
+    check_params(params, mlp=True)
     steps = check_int(steps, "steps", 0)
-    lr = check_lr(lr, "lr")
+    lr = check_float(lr, "lr", 0.0, low_open=True)
     check_choice(optimizer, "optimizer", _OPTIMIZERS)
     progress = check_bool(progress, "progress")
     y_eval = tasks.true_function(x_eval)
@@ -305,6 +314,8 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
 # ------------------------------------------------------------------ exact last-layer solution
 def last_layer_features(params: dict[str, np.ndarray], x) -> tf.Tensor:
     """Features of the last layer with a constant 1 appended: x (n, 1) → (n, hidden + 1)."""
+    check_params(params, mlp=True)
+    check_array(x, "x", ndim=2, last=mlp_dims(params)[0], dtype="real")
     n = len(layer_sizes(params)) - 1
     h = to_tensor(x, "float32")
     for i in range(n - 1):
@@ -318,7 +329,9 @@ def last_layer_closed_form(params: dict[str, np.ndarray], x_support, y_support, 
     solve (HᵀH/K + λM) u = Hᵀy/K + λt in float64 (the solution nearest u₀ where singular).
     Returns ``params`` with the new last layer."""
     check_choice(penalty, "penalty", PENALTIES)
-    lam = float(check_lam_per_model(lam, 1)[0])
+    x_support, y_support = check_regression_call(params, x_support, y_support, tasks_axis=False,
+                                                 x_grid=x_grid, f_prior=f_prior)
+    lam = check_float(lam, "lam", 0.0)
     last = len(layer_sizes(params)) - 2
     h = tf.cast(last_layer_features(params, x_support), tf.float64)
     # float64 on purpose (the solve is done in double precision); to_tensor's float32 would round y

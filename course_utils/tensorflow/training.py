@@ -22,7 +22,7 @@ import tensorflow as tf  # noqa: E402
 
 from course_utils.seed import check_rng  # noqa: E402
 from course_utils.training import MetaHistory, MethodRegistry, batches, reptile_epsilon, run_meta_loop  # noqa: E402
-from course_utils.validation import check_bool, check_float, check_lr, check_positive_int  # noqa: E402
+from course_utils.validation import check_inner_loop, check_lr, check_meta_train, check_positive_int  # noqa: E402
 from course_utils.tensorflow.core import adam_init, adam_step, as_task_tensors, mlp_forward, mse_loss  # noqa: E402
 from course_utils.tensorflow.core import _device_scope as device_scope  # noqa: E402
 from course_utils.tensorflow.core import num_threads as pin_threads  # noqa: E402
@@ -133,9 +133,7 @@ def make_meta_step(method: str, *, inner_lr: float = 0.01, steps: int = 1, first
                    forward: Callable = mlp_forward, loss_fn: Callable = mse_loss, **options) -> Callable:
     """The meta-step of ``method``; same contract as :func:`course_utils.torch.make_meta_step`."""
     m = METHODS.get(method)
-    check_bool(first_order, "first_order")
-    check_float(inner_lr, "inner_lr", 0.0)
-    check_positive_int(steps, "steps", 0)
+    check_inner_loop(inner_lr, steps, first_order, forward, loss_fn)
     return m.build(inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward, loss_fn=loss_fn,
                    **options)
 
@@ -157,6 +155,8 @@ def meta_train(method: str, params: dict[str, np.ndarray], sample_batch: Callabl
     otherwise ignored.
     """
     m = METHODS.get(method)
+    check_meta_train(params, sample_batch, inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward,
+                     loss_fn=loss_fn, epsilon_start=epsilon_start, epsilon_end=epsilon_end)
     n_iterations = check_positive_int(n_iterations, "n_iterations")
     rng = check_rng(rng)
     if m.update == "gradient":
@@ -218,6 +218,7 @@ def pretrain_baseline(params: dict[str, np.ndarray], sample_batch: Callable, *, 
                       ) -> tuple[dict[str, np.ndarray], MetaHistory]:
     """The pooled "pretrained on all tasks" baseline: ``meta_train("pretrain", ...)``; mirrors
     :func:`course_utils.torch.pretrain_baseline`."""
+    check_lr(lr, "lr")
     return meta_train("pretrain", params, sample_batch, n_iterations=n_iterations, outer_lr=lr, steps=0,
                       forward=forward, loss_fn=loss_fn, rng=rng, progress=progress, desc=desc,
                       num_threads=num_threads)

@@ -13,8 +13,8 @@ import torch
 
 from course_utils.nets import mlp_layer_count
 from course_utils.torch.core import as_task_tensors, from_numpy, mlp_forward, mse_loss, to_tensor
-from course_utils.validation import (check_bool, check_callable, check_float, check_instance, check_same_keys,
-                                     check_task_batch)
+from course_utils.validation import (check_bool, check_callable, check_instance, check_same_keys,
+                                     check_meta_call, check_params)
 
 __all__ = ["hessian_vector_product", "meta_gradient_by_hand", "list_optimizers", "mlp_module",
            "module_to_numpy"]
@@ -38,6 +38,7 @@ def hessian_vector_product(loss_fn: Callable[[Params], torch.Tensor], params: Pa
         ``{name: tensor}`` with the shapes of ``params`` (detached).
     """
     check_callable(loss_fn, "loss_fn")
+    check_params(params)
     check_same_keys(params, vector)
     names = list(params)
     theta = {k: to_tensor(params[k]).detach().clone().requires_grad_(True) for k in names}
@@ -69,10 +70,10 @@ def meta_gradient_by_hand(params: dict[str, np.ndarray], x_support, y_support, x
         ``(meta_loss, {name: gradient array})``: mean query loss after the step, and the
         meta-gradient with the shapes of ``params``.
     """
-    inner_lr = check_float(inner_lr, "inner_lr", 0.0)
-    check_callable(forward, "forward")
-    check_callable(loss_fn, "loss_fn")
-    xs, ys, xq, yq = as_task_tensors(*check_task_batch(inner_lr, x_support, y_support, x_query, y_query))
+    inner_lr, _, _, *arrays = check_meta_call(
+        params, {"x_support": x_support, "y_support": y_support, "x_query": x_query, "y_query": y_query},
+        inner_lr=inner_lr, steps=1, forward=forward, loss_fn=loss_fn, mlp_forward=mlp_forward, mse_loss=mse_loss)
+    xs, ys, xq, yq = as_task_tensors(*arrays)
     theta = from_numpy(params)
     names = list(theta)
     total = {k: torch.zeros_like(theta[k]) for k in names}
@@ -122,7 +123,7 @@ def mlp_module(params: dict[str, np.ndarray]) -> torch.nn.Sequential:
     Returns:
         A float32 ``torch.nn.Sequential``; its parameters are named ``"0.weight", "0.bias", "2.weight", ...``.
     """
-    n = mlp_layer_count(params)
+    n = mlp_layer_count(check_params(params, mlp=True))
     layers: list[torch.nn.Module] = []
     for i in range(n):
         w = np.asarray(params[f"w{i}"], np.float32)

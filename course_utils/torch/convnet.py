@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from course_utils.nets import init_convnet  # noqa: F401  (framework-free)
 from course_utils.torch.core import to_tensor
-from course_utils.validation import check_choice
+from course_utils.validation import check_choice, check_convnet
 
 __all__ = ["init_convnet", "convnet_forward", "BN_EPS"]
 
@@ -75,4 +75,5 @@ def convnet_forward(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.T
     PyTorch's NCHW inside. Works under ``torch.func.vmap`` (one set of parameters per task).
     NumPy images are converted with :func:`course_utils.torch.to_tensor` (uint8 → [0, 1]).
     """
+    check_convnet(params, x)
     return conv_body(params, x) @ params["head_w"] + params["head_b"]

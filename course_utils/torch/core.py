@@ -13,7 +13,9 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from course_utils.validation import check_float, check_positive_int, check_steps
+from course_utils.validation import (check_adam, check_array, check_bool, check_classification, check_meta_call,
+                                     check_mlp_input, check_names, check_params, check_positive_int,
+                                     check_regression_loss, check_to_tensor)
 
 __all__ = [
     "FRAMEWORK",
@@ -45,6 +47,7 @@ def to_tensor(a, dtype: str | None = None) -> torch.Tensor:
     255) → float32 in [0, 1]; tensors pass through unchanged. With ``dtype`` (``"float32"`` or
     ``"int64"``) the result is cast to it (tensors too). Read-only arrays are copied.
     """
+    check_to_tensor(a, "a", dtype)
     if isinstance(a, torch.Tensor):
         return a if dtype is None else a.to(getattr(torch, dtype))
     a = np.asarray(a)
@@ -59,6 +62,11 @@ def to_tensor(a, dtype: str | None = None) -> torch.Tensor:
     raise ValueError(f"arrays must be float, integer or uint8 images, got dtype {a.dtype}")
 
 
+def _task_array(a, name: str):
+    check_to_tensor(a, name)
+    return check_array(a, name, min_ndim=1, nonempty=False)
+
+
 def as_task_tensors(*arrays) -> tuple[torch.Tensor, ...]:
     """Task arrays → tensors with :func:`to_tensor` (float32; int64 labels; uint8 images in [0, 1]).
 
@@ -68,23 +76,27 @@ def as_task_tensors(*arrays) -> tuple[torch.Tensor, ...]:
     if len(arrays) == 1 and hasattr(arrays[0], "x_support"):
         t = arrays[0]
         arrays = (t.x_support, t.y_support, t.x_query, t.y_query)
-    return tuple(to_tensor(a) for a in arrays)
+    return tuple(to_tensor(_task_array(a, f"arrays[{i}]")) for i, a in enumerate(arrays))
 
 
 def from_numpy(params: dict[str, np.ndarray], *, requires_grad: bool = True) -> Params:
     """NumPy parameter dict → float32 tensors (leaf tensors that require grad by default)."""
+    check_params(params)
+    requires_grad = check_bool(requires_grad, "requires_grad")
     return {k: torch.tensor(np.asarray(v), dtype=torch.float32, requires_grad=requires_grad)
             for k, v in params.items()}
 
 
 def to_numpy(params: Params) -> dict[str, np.ndarray]:
     """Tensors (or arrays) → a NumPy parameter dict, detached and float32."""
+    check_params(params)
     return {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)).astype(np.float32)
             for k, v in params.items()}
 
 
 def mlp_forward(params: Params, x: torch.Tensor) -> torch.Tensor:
     """ReLU MLP with explicit parameters: x (..., in) → (..., out)."""
+    check_mlp_input(params, x)
     n = sum(1 for k in params if k.startswith("w"))
     h = x
     for i in range(n):
@@ -95,17 +107,22 @@ def mlp_forward(params: Params, x: torch.Tensor) -> torch.Tensor:
 
 
 def mse_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over all elements."""
+    """Mean squared error over all elements; ``pred`` and ``y`` must have the same shape."""
+    check_regression_loss(pred, y)
     return torch.mean((pred - y) ** 2)
 
 
 def cross_entropy_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean softmax cross-entropy: logits (n, classes), integer labels y (n,)."""
+    """Mean softmax cross-entropy: logits (..., n, classes), integer labels y (..., n) in [0, classes)."""
+    check_classification(logits, y)
+    if logits.dim() > 2:  # every row counts once, as in TensorFlow (torch reads axis 1 as the classes)
+        logits, y = logits.reshape(-1, logits.shape[-1]), y.reshape(-1)
     return torch.nn.functional.cross_entropy(logits, y.long())
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of rows whose arg-max equals the label."""
+    """Fraction of rows whose arg-max equals the label: logits (n, classes), integer labels y (n,)."""
+    check_classification(logits, y)
     return float((logits.argmax(-1) == y).float().mean())
 
 
@@ -120,8 +137,11 @@ def adapt(params: Params, x_support: torch.Tensor, y_support: torch.Tensor, *,
     ``first_order=True`` the inner gradients are treated as constants (FOMAML). ``only`` names
     the parameters that adapt (ANIL adapts the head); the others pass through unchanged.
     """
-    check_steps(steps)
-    names = list(params) if only is None else list(only)
+    inner_lr, steps, first_order, x_support, y_support = check_meta_call(
+        params, {"x_support": x_support, "y_support": y_support}, inner_lr=inner_lr, steps=steps,
+        first_order=first_order, forward=forward, loss_fn=loss_fn, mlp_forward=mlp_forward, mse_loss=mse_loss,
+        tasks_axis=False)
+    names = list(params) if only is None else list(check_names(only, "only", params))
     for _ in range(steps):
         loss = loss_fn(forward(params, x_support), y_support)
         grads = torch.autograd.grad(loss, [params[k] for k in names], create_graph=not first_order)
@@ -137,6 +157,10 @@ def maml_objective(params: Params, x_support, y_support, x_query, y_query, *, in
     Shapes: ``x_support`` (tasks, k_shot, in), ``x_query`` (tasks, k_query, in); the task
     loop is plain Python (chapter 6 vectorises it with ``torch.func.vmap``).
     """
+    inner_lr, steps, first_order, x_support, y_support, x_query, y_query = check_meta_call(
+        params, {"x_support": x_support, "y_support": y_support, "x_query": x_query, "y_query": y_query},
+        inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward, loss_fn=loss_fn,
+        mlp_forward=mlp_forward, mse_loss=mse_loss)
     losses = []
     for t in range(x_support.shape[0]):
         phi = adapt(params, x_support[t], y_support[t], inner_lr=inner_lr, steps=steps,
@@ -155,6 +179,11 @@ def maml_meta_gradient(params: dict[str, np.ndarray], x_support, y_support, x_qu
     :func:`course_utils.tasks.sample_sinusoid_tasks`), so the result can be compared directly
     with :func:`course_utils.tensorflow.maml_meta_gradient`.
     """
+    inner_lr, steps, first_order, *arrays = check_meta_call(
+        params, {"x_support": x_support, "y_support": y_support, "x_query": x_query, "y_query": y_query},
+        inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward, loss_fn=loss_fn,
+        mlp_forward=mlp_forward, mse_loss=mse_loss)
+    x_support, y_support, x_query, y_query = arrays
     theta = from_numpy(params)
     t = lambda a: torch.as_tensor(np.asarray(a))  # noqa: E731
     loss = maml_objective(theta, t(x_support), t(y_support), t(x_query), t(y_query), inner_lr=inner_lr,
@@ -166,6 +195,7 @@ def maml_meta_gradient(params: dict[str, np.ndarray], x_support, y_support, x_qu
 # --------------------------------------------------------------------------- Adam
 def adam_init(params: Params) -> dict:
     """Adam's state for a parameter dict: the step count and zero first and second moments."""
+    check_params(params)
     return {"t": 0, "m": {k: torch.zeros_like(v) for k, v in params.items()},
             "v": {k: torch.zeros_like(v) for k, v in params.items()}}
 
@@ -182,10 +212,7 @@ def adam_step(params: Params, grads: Params, state: dict, *, lr: float = 1e-3, b
     is not used: it adds ε before the bias correction and defaults to ε = 1e-7.
     Only the keys of ``grads`` are updated (the others are frozen).
     """
-    check_float(lr, "lr", 0.0, low_open=True)
-    check_float(beta1, "beta1", 0.0, 1.0, high_open=True)
-    check_float(beta2, "beta2", 0.0, 1.0, high_open=True)
-    check_float(eps, "eps", 0.0)
+    check_adam(params, grads, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
     state["t"] += 1
     t = state["t"]
     step_size = lr / (1 - beta1 ** t)
@@ -219,7 +246,7 @@ def num_threads(n: int | None = 1) -> Iterator[None]:
     if n is None:
         yield
         return
-    n = check_positive_int(n, "num_threads")
+    n = check_positive_int(n, "num_threads(n)")
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

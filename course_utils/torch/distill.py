@@ -25,8 +25,9 @@ import torch.nn.functional as F
 
 from course_utils.seed import check_rng
 from course_utils.torch.core import adam_init, adam_step, from_numpy, to_tensor
-from course_utils.validation import (check_float, check_images_labels, check_int, check_lr, check_names,
-                                     check_nonnegative, check_positive_int, check_temperature)
+from course_utils.validation import (check_array, check_float, check_images_labels, check_int, check_kl_inputs,
+                                     check_labels, check_lwf_call, check_lwf_params, check_names, check_params,
+                                     check_positive_int, check_probabilities, check_rows, check_tensor_float32)
 
 __all__ = [
     "kl_divergence",
@@ -52,7 +53,10 @@ def kl_divergence(p_star: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     Returns:
         Shape ``(...)``: a scalar for unbatched input, (B,) for a batch of B.
     """
-    p_star = to_tensor(p_star, "float32")
+    check_probabilities(p_star, "p_star")
+    check_rows(p_star=p_star, logits=logits)
+    check_tensor_float32(logits, "logits")
+    p_star, logits = to_tensor(p_star, "float32"), to_tensor(logits, "float32")
     log_q = F.log_softmax(logits, dim=-1)
     kl = torch.special.xlogy(p_star, p_star) - p_star * log_q
     return kl.sum(-1).mean(-1)
@@ -65,7 +69,10 @@ def distillation_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, 
     The T² keeps the gradient's size roughly independent of T (its gradient with respect to
     the student logits is T·(softmax(s/T) − softmax(t/T))). Shapes: (..., n, C) → (...).
     """
-    check_temperature(temperature)
+    temperature = check_float(temperature, "temperature", 0.0, low_open=True)
+    check_rows(teacher_logits=teacher_logits, student_logits=student_logits)
+    check_tensor_float32(student_logits, "student_logits")
+    student_logits = to_tensor(student_logits, "float32")
     p_teacher = F.softmax(to_tensor(teacher_logits, "float32") / temperature, dim=-1)
     return temperature**2 * kl_divergence(p_teacher, student_logits / temperature)
 
@@ -76,6 +83,8 @@ def softmax_regression_logits(params: dict, x: torch.Tensor) -> torch.Tensor:
 
     ``params = {"w0": (d, C), "b0": (C,)}`` (:func:`course_utils.nets.init_mlp` with sizes (d, C)).
     """
+    check_params(params, mlp=True, keys=("w0", "b0"))
+    check_array(x, "x", min_ndim=2, last=tuple(params["w0"].shape)[-2], dtype="real")
     return to_tensor(x, "float32") @ params["w0"] + params["b0"]
 
 
@@ -86,7 +95,7 @@ def kl_regularised_loss(params: dict, x_labelled, y_labelled, x_unlabelled, p_st
     Shapes: ``x_labelled`` (n, d), ``y_labelled`` (n,), ``x_unlabelled`` (m, d),
     ``p_star`` (m, C). ``lam`` >= 0.
     """
-    check_nonnegative(lam, "lam")
+    check_kl_inputs(params, x_labelled, y_labelled, x_unlabelled, p_star, lam)
     ce = F.cross_entropy(softmax_regression_logits(params, x_labelled), to_tensor(y_labelled, "int64"))
     return ce + lam * kl_divergence(p_star, softmax_regression_logits(params, x_unlabelled))
 
@@ -94,6 +103,7 @@ def kl_regularised_loss(params: dict, x_labelled, y_labelled, x_unlabelled, p_st
 def kl_regularised_gradient(params: dict[str, np.ndarray], x_labelled, y_labelled, x_unlabelled,
                             p_star, *, lam: float = 0.0) -> tuple[float, dict[str, np.ndarray]]:
     """J(θ) and its autograd gradient, NumPy in and out (compare with the closed form and TF)."""
+    check_kl_inputs(params, x_labelled, y_labelled, x_unlabelled, p_star, lam)
     theta = from_numpy(params)
     loss = kl_regularised_loss(theta, x_labelled, y_labelled, x_unlabelled, p_star, lam=lam)
     grads = torch.autograd.grad(loss, list(theta.values()))
@@ -109,9 +119,10 @@ def fit_kl_regularised(params: dict[str, np.ndarray], x_labelled, y_labelled, x_
     path, not the minimiser. ``lam`` >= 0 (a number), ``steps`` >= 0, ``lr`` finite and > 0.
     Returns the fitted NumPy params and the loss history (steps,).
     """
+    check_kl_inputs(params, x_labelled, y_labelled, x_unlabelled, p_star, lam)
     lam = check_float(lam, "lam", 0.0)
     steps = check_int(steps, "steps", 0)
-    lr = check_lr(lr, "lr")
+    lr = check_float(lr, "lr", 0.0, low_open=True)
     theta = from_numpy(params)
     step = lr / (1.0 + lam)
     history = []
@@ -142,6 +153,7 @@ def lwf_forward(params: dict, x) -> tuple[torch.Tensor, torch.Tensor]:
         ``(old_logits, new_logits)``: (…, n, C_old) and (…, n, N). A params dict without
         ``w_new`` (the teacher) returns ``new_logits = None``.
     """
+    check_lwf_call(params, x, x_name="x")
     h = torch.relu(_linear(to_tensor(x), params["w0"], params["b0"]))
     h = torch.relu(_linear(h, params["w1"], params["b1"]))
     old = _linear(h, params["w_old"], params["b_old"])
@@ -157,7 +169,7 @@ def lwf_loss(params: dict, x_support, y_support, teacher_old_logits, *, lam=0.0,
     (…, n, C_old) recorded once from the frozen teacher. ``lam`` a float or a (B,) array
     (one λ per batched copy). Returns (…,): one loss per copy.
     """
-    check_nonnegative(lam, "lam")
+    check_lwf_call(params, x_support, y_support, teacher_old_logits, lam=lam, temperature=temperature)
     old, new = lwf_forward(params, x_support)
     y = to_tensor(y_support, "int64")
     ce = -torch.gather(F.log_softmax(new, dim=-1), -1, y[..., None])[..., 0].mean(-1)
@@ -195,10 +207,9 @@ def lwf_finetune(params: dict[str, np.ndarray], x_support, y_support, *, lam=0.0
         ``(params, history)``: fine-tuned NumPy params and the loss history (steps, …).
     """
     steps = check_int(steps, "steps", 0)
-    check_temperature(temperature)
-    lr = check_lr(lr, "lr")
-    check_nonnegative(lam, "lam")
-    frozen = check_names(frozen, "frozen", params)
+    lr = check_float(lr, "lr", 0.0, low_open=True)
+    frozen = check_names(frozen, "frozen", check_params(params))
+    check_lwf_call(params, x_support, y_support, lam=lam, temperature=temperature)
     theta = from_numpy(params, requires_grad=False)
     x = to_tensor(x_support)
     with torch.no_grad():
@@ -240,9 +251,12 @@ def train_classifier(params: dict[str, np.ndarray], images: np.ndarray, labels: 
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
-    lr = check_lr(lr, "lr")
+    lr = check_float(lr, "lr", 0.0, low_open=True)
     rng = check_rng(rng)
+    d, c_old, _ = check_lwf_params(params)
     flat, labels = check_images_labels(images, labels)
+    check_array(flat, "images", last=d, dtype="image")
+    check_labels(labels, "labels", c_old)
     theta = from_numpy(params)
     state = adam_init(theta)
     names = list(theta)

@@ -23,7 +23,7 @@ import torch
 
 from course_utils.nets import check_head
 from course_utils.training import batches
-from course_utils.validation import check_epsilon, check_positive_int
+from course_utils.validation import check_float, check_meta_call, check_names, check_optional_int
 from course_utils.torch.core import adapt, from_numpy, maml_meta_gradient, mlp_forward, mse_loss, to_tensor
 
 __all__ = [
@@ -34,6 +34,11 @@ __all__ = [
     "reptile_direction",
     "reptile_update",
 ]
+
+
+def _head(params, head) -> tuple[str, ...]:
+    """ANIL's head: :func:`check_head` with ``head`` (if given) a collection of names of ``params``."""
+    return check_head(params, None if head is None else check_names(head, "head", params))
 
 
 # --------------------------------------------------------------------------- inner loops
@@ -52,8 +57,12 @@ def anil_adapt(params, x_support, y_support, *, inner_lr: float = 0.01, steps: i
         A new dict: head entries adapted (differentiable w.r.t. ``params`` unless first order),
         body entries the very same tensors as in ``params``.
     """
+    inner_lr, steps, first_order, x_support, y_support = check_meta_call(
+        params, {"x_support": x_support, "y_support": y_support}, inner_lr=inner_lr, steps=steps,
+        first_order=first_order, forward=forward, loss_fn=loss_fn, mlp_forward=mlp_forward, mse_loss=mse_loss,
+        tasks_axis=False)
     return adapt(params, x_support, y_support, inner_lr=inner_lr, steps=steps, first_order=first_order,
-                 forward=forward, loss_fn=loss_fn, only=check_head(params, head))
+                 forward=forward, loss_fn=loss_fn, only=_head(params, head))
 
 
 def reptile_adapt(params, x, y, *, inner_lr: float = 0.02, inner_steps: int = 5,
@@ -68,7 +77,10 @@ def reptile_adapt(params, x, y, *, inner_lr: float = 0.02, inner_steps: int = 5,
     Returns:
         φ̃, detached tensors.
     """
-    check_positive_int(inner_steps, "inner_steps", 0)
+    inner_lr, inner_steps, _, x, y = check_meta_call(
+        params, {"x": x, "y": y}, inner_lr=inner_lr, steps=inner_steps, forward=forward, loss_fn=loss_fn,
+        mlp_forward=mlp_forward, mse_loss=mse_loss, tasks_axis=False, steps_name="inner_steps")
+    batch_size = check_optional_int(batch_size, "batch_size")
     names = list(params)
     phi = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     for sl in batches(int(x.shape[0]), batch_size, inner_steps):
@@ -87,8 +99,11 @@ def fomaml_meta_gradient(params: dict[str, np.ndarray], x_support, y_support, x_
     The same as ``maml_meta_gradient(..., first_order=True)`` (one source of truth): the
     result is the mean over tasks of ∇L_query evaluated at the adapted weights φ.
     """
-    return maml_meta_gradient(params, x_support, y_support, x_query, y_query, inner_lr=inner_lr,
-                              steps=steps, first_order=True, forward=forward, loss_fn=loss_fn)
+    inner_lr, steps, _, *arrays = check_meta_call(
+        params, {"x_support": x_support, "y_support": y_support, "x_query": x_query, "y_query": y_query},
+        inner_lr=inner_lr, steps=steps, forward=forward, loss_fn=loss_fn, mlp_forward=mlp_forward, mse_loss=mse_loss)
+    return maml_meta_gradient(params, *arrays, inner_lr=inner_lr, steps=steps, first_order=True, forward=forward,
+                              loss_fn=loss_fn)
 
 
 def anil_meta_gradient(params: dict[str, np.ndarray], x_support, y_support, x_query, y_query, *,
@@ -101,6 +116,11 @@ def anil_meta_gradient(params: dict[str, np.ndarray], x_support, y_support, x_qu
     head's inner updates (second order unless ``first_order``). Task arrays have tasks on the
     leading axis, e.g. ``x_support`` (tasks, k_shot, in).
     """
+    inner_lr, steps, first_order, x_support, y_support, x_query, y_query = check_meta_call(
+        params, {"x_support": x_support, "y_support": y_support, "x_query": x_query, "y_query": y_query},
+        inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward, loss_fn=loss_fn,
+        mlp_forward=mlp_forward, mse_loss=mse_loss)
+    head = _head(params, head)
     theta = from_numpy(params)
     losses = []
     for t in range(np.asarray(x_support).shape[0]):
@@ -117,6 +137,10 @@ def reptile_direction(params: dict[str, np.ndarray], x, y, *, inner_lr: float = 
                       forward: Callable = mlp_forward, loss_fn: Callable = mse_loss
                       ) -> dict[str, np.ndarray]:
     """Reptile's direction mean_i(φ̃_i - θ) over a batch of tasks (x: (tasks, n, ...)), NumPy."""
+    inner_lr, inner_steps, _, x, y = check_meta_call(
+        params, {"x": x, "y": y}, inner_lr=inner_lr, steps=inner_steps, forward=forward, loss_fn=loss_fn,
+        mlp_forward=mlp_forward, mse_loss=mse_loss, steps_name="inner_steps")
+    batch_size = check_optional_int(batch_size, "batch_size")
     theta = from_numpy(params, requires_grad=False)
     total = {k: torch.zeros_like(v) for k, v in theta.items()}
     n_tasks = np.asarray(x).shape[0]
@@ -136,7 +160,7 @@ def reptile_update(params: dict[str, np.ndarray], x, y, *, epsilon: float, inner
     Args:
         epsilon: the outer step size ε in (0, 1] (see :func:`reptile_epsilon` for its schedule).
     """
-    check_epsilon(epsilon)
+    epsilon = check_float(epsilon, "epsilon", 0.0, 1.0, low_open=True)
     d = reptile_direction(params, x, y, inner_lr=inner_lr, inner_steps=inner_steps,
                           batch_size=batch_size, forward=forward, loss_fn=loss_fn)
     return {k: (np.asarray(params[k], np.float32) + np.float32(epsilon) * d[k]).astype(np.float32)

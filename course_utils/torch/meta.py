@@ -32,7 +32,9 @@ from torch.func import grad, grad_and_value, vmap
 from course_utils.env import course_device
 from course_utils.seed import check_rng
 from course_utils.training import FinetuneCurve, meta_test_summary
-from course_utils.validation import check_bool, check_maml_args, check_positive_int
+from course_utils.validation import (check_bool, check_callable, check_inner_loop, check_meta_call,
+                                     check_optional_int, check_params, check_positive_int,
+                                     check_task_tuple, check_tasks_forward)
 from course_utils.torch.core import as_task_tensors, from_numpy, mlp_forward, mse_loss, to_tensor
 from course_utils.torch.core import num_threads as pin_threads
 
@@ -47,6 +49,12 @@ __all__ = [
 ]
 
 Params = dict[str, torch.Tensor]
+
+
+def _meta_call(params, arrays: dict, inner_lr, steps, first_order, forward, loss_fn) -> tuple:
+    """:func:`course_utils.validation.check_meta_call` with this framework's MLP and MSE."""
+    return check_meta_call(params, arrays, inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward,
+                           loss_fn=loss_fn, mlp_forward=mlp_forward, mse_loss=mse_loss)
 
 
 # --------------------------------------------------------------------------- the inner loop
@@ -82,7 +90,8 @@ def adapt_tasks(params: Params, x_support, y_support, *, inner_lr: float = 0.01,
         Adapted parameters φ_t with a leading task axis: ``{name: (tasks, *shape)}``,
         differentiable with respect to ``params``.
     """
-    check_maml_args(inner_lr, steps)
+    inner_lr, steps, first_order, x_support, y_support = _meta_call(
+        params, {"x_support": x_support, "y_support": y_support}, inner_lr, steps, first_order, forward, loss_fn)
     xs, ys = as_task_tensors(x_support, y_support)
     fn = lambda p, x, y: _adapt_one(p, x, y, inner_lr, steps, first_order, forward, loss_fn)  # noqa: E731
     return vmap(fn, in_dims=(None, 0, 0))(params, xs, ys)
@@ -91,6 +100,7 @@ def adapt_tasks(params: Params, x_support, y_support, *, inner_lr: float = 0.01,
 def tasks_forward(params_batched: Params, x, *, forward: Callable = mlp_forward) -> torch.Tensor:
     """Evaluate per-task parameters on per-task inputs: ``{name: (tasks, ...)}``, x (tasks, n, ...)
     → (tasks, n, out)."""
+    check_tasks_forward(params_batched, x, forward, mlp_forward)
     return vmap(forward)(params_batched, to_tensor(x))
 
 
@@ -104,8 +114,10 @@ def maml_task_losses(params: Params, x_support, y_support, x_query, y_query, *, 
                      loss_fn: Callable = mse_loss) -> torch.Tensor:
     """Query loss of every task after its inner loop, shape (tasks,); its mean is the MAML
     objective (:func:`course_utils.torch.core.maml_objective` computes the same with a loop)."""
-    check_maml_args(inner_lr, steps)
-    xs, ys, xq, yq = as_task_tensors(x_support, y_support, x_query, y_query)
+    inner_lr, steps, first_order, *arrays = _meta_call(
+        params, {"x_support": x_support, "y_support": y_support, "x_query": x_query, "y_query": y_query},
+        inner_lr, steps, first_order, forward, loss_fn)
+    xs, ys, xq, yq = as_task_tensors(*arrays)
     fn = lambda p, a, b, c, d: _task_loss(p, a, b, c, d, inner_lr, steps, first_order, forward, loss_fn)  # noqa: E731
     return vmap(fn, in_dims=(None, 0, 0, 0, 0))(params, xs, ys, xq, yq)
 
@@ -156,7 +168,8 @@ def make_meta_gradient_fn(*, inner_lr: float = 0.01, steps: int = 1, first_order
     the inner step. The result is equal to float32 tolerance and about twice as fast on a CPU,
     where ``vmap``'s per-call overhead dominates such small networks.
     """
-    check_maml_args(inner_lr, steps, chunk_size)
+    inner_lr, steps, first_order = check_inner_loop(inner_lr, steps, first_order, forward, loss_fn)
+    check_optional_int(chunk_size, "chunk_size")
 
     def meta_loss(params, xs, ys, xq, yq):
         return maml_task_losses(params, xs, ys, xq, yq, inner_lr=inner_lr, steps=steps,
@@ -170,7 +183,10 @@ def make_meta_gradient_fn(*, inner_lr: float = 0.01, steps: int = 1, first_order
 
     def fn(params: Params, x_support, y_support, x_query, y_query):
         params = {k: (v.detach() if isinstance(v, torch.Tensor) else to_tensor(v)) for k, v in params.items()}
-        xs, ys, xq, yq = as_task_tensors(x_support, y_support, x_query, y_query)
+        arrays = _meta_call(params, dict(zip(("x_support", "y_support", "x_query", "y_query"),
+                                             (x_support, y_support, x_query, y_query))),
+                            inner_lr, steps, first_order, forward, loss_fn)[3:]
+        xs, ys, xq, yq = as_task_tensors(*arrays)
         n = xs.shape[0]
         if chunk_size is None or chunk_size >= n:
             g, loss = gv(params, xs, ys, xq, yq)
@@ -225,11 +241,14 @@ def finetune_curve(params: dict, tasks, *, steps: int = 10, inner_lr: float = 0.
 
     Runs on :func:`course_utils.env.course_device`; returns NumPy arrays.
     """
-    check_maml_args(inner_lr, steps, chunk_size)
+    inner_lr, steps, _, *arrays = _meta_call(params, check_task_tuple(tasks), inner_lr, steps, False, forward,
+                                             loss_fn)
+    tasks = tuple(arrays)
+    check_optional_int(chunk_size, "chunk_size")
     check_bool(guard, "guard")
     check_bool(accuracy, "accuracy")
     device = torch.device(course_device())
-    data = as_task_tensors(tasks) if hasattr(tasks, "x_support") else as_task_tensors(*tasks)
+    data = as_task_tensors(*tasks)
     xs, ys, xq, yq = (a.to(device) for a in data)
     theta = {k: (v.detach() if isinstance(v, torch.Tensor) else to_tensor(v)).to(device) for k, v in params.items()}
     per_loss = lambda p, x, y: loss_fn(forward(p, x), y)  # noqa: E731
@@ -281,6 +300,8 @@ def meta_test(params: dict, sample_batch: Callable, *, n_batches: int = 10, inne
     Returns ``{"loss": mean, "accuracy": mean or None, "accuracy_ci95": half-width of the 95 %
     confidence interval over tasks or None, "n_tasks": int}``.
     """
+    check_params(params)
+    check_callable(sample_batch, "sample_batch")
     check_positive_int(n_batches, "n_batches")
     rng = check_rng(rng)
     loss, acc = [], []

@@ -27,7 +27,9 @@ from course_utils.torch.convnet import conv_body
 from course_utils.torch.core import adapt, cross_entropy_loss, to_tensor
 from course_utils.torch.core import num_threads as pin_threads
 from course_utils.torch.training import register_meta_method
-from course_utils.validation import check_choice, check_float, check_positive_int
+from course_utils.validation import (check_bn_stats, check_convnet, check_embedding_pair,
+                                     check_float, check_linear_head, check_metric_episode,
+                                     check_positive_int, check_support_set)
 
 __all__ = [
     "METRIC_LOSSES",
@@ -58,6 +60,8 @@ def convnet_embed(params: dict, x, bn_stats: dict | None = None) -> torch.Tensor
             or the dict of :func:`bn_statistics` - fixed statistics, so each image's embedding
             does not depend on the others in the batch.
     """
+    check_convnet(params, x, head=False)
+    check_bn_stats(params, bn_stats)
     return conv_body(params, x, bn_stats)
 
 
@@ -71,6 +75,7 @@ def bn_statistics(params: dict, x, *, batch_size: int = 256) -> dict[str, np.nda
     in one batch would cost ~150 MB more).
     """
     batch_size = check_positive_int(batch_size, "batch_size")
+    check_convnet(params, x, head=False)
     x = np.asarray(x)
     check_positive_int(len(x), "len(x) (images to measure)")
     p = {k: to_tensor(v) for k, v in params.items()}
@@ -97,6 +102,8 @@ def embed_images(params: dict, images, bn_stats: dict | None = None, *, batch_si
     """Embeddings (n, hidden) float32 of ``images`` (n, H, W), computed without a graph in
     batches of ``batch_size`` (with ``bn_stats=None`` each batch normalises with its own statistics)."""
     batch_size = check_positive_int(batch_size, "batch_size")
+    check_convnet(params, images, head=False, x_name="images")
+    check_bn_stats(params, bn_stats)
     images = np.asarray(images)
     check_positive_int(len(images), "len(images) (images to embed)")
     p = {k: to_tensor(v) if not isinstance(v, torch.Tensor) else v.detach() for k, v in params.items()}
@@ -111,12 +118,14 @@ def embed_images(params: dict, images, bn_stats: dict | None = None, *, batch_si
 
 def prototypes(z_support: torch.Tensor, y_support: torch.Tensor, n_way: int) -> torch.Tensor:
     """c_k = mean of the support embeddings of class k: (n_way, D) from (n_s, D) and labels (n_s,)."""
+    n_way = check_support_set(z_support, y_support, n_way)
     onehot = F.one_hot(to_tensor(y_support, "int64"), n_way).to(z_support.dtype)      # (n_s, n_way)
     return (onehot.T @ z_support) / onehot.sum(0)[:, None]
 
 
 def protonet_logits(z_query: torch.Tensor, protos: torch.Tensor) -> torch.Tensor:
     """-||z_q - c_k||²: (n_q, n_way). Softmax over them is ProtoNets' p(y = k | x)."""
+    check_embedding_pair(z_query, protos, ("z_query", "protos"))
     return -((z_query[:, None, :] - protos[None, :, :]) ** 2).sum(-1)
 
 
@@ -128,6 +137,7 @@ def matching_logits(z_query: torch.Tensor, z_support: torch.Tensor, y_support: t
                     scale: float = 1.0) -> torch.Tensor:
     """log Σ_{i: y_i = k} exp(scale·cos(z_q, z_i)): (n_q, n_way); its softmax over k is Matching
     Networks' attention mass on class k (Vinyals et al. 2016; ``scale`` = 1 in the paper)."""
+    n_way = check_support_set(z_support, y_support, n_way, z_query)
     check_float(scale, "scale", 0.0, low_open=True)
     s = scale * (_unit(z_query) @ _unit(z_support).T)                                  # (n_q, n_s)
     member = F.one_hot(to_tensor(y_support, "int64"), n_way).T.to(s.dtype)              # (n_way, n_s)
@@ -136,11 +146,13 @@ def matching_logits(z_query: torch.Tensor, z_support: torch.Tensor, y_support: t
 
 def prototype_head(protos: torch.Tensor) -> dict[str, torch.Tensor]:
     """The linear layer with the ProtoNet's softmax: ``{"head_w": 2cᵀ (D, n_way), "head_b": -||c||²}``."""
+    check_embedding_pair(protos, protos, ("protos", "protos"))
     return {"head_w": 2 * protos.T, "head_b": -(protos ** 2).sum(-1)}
 
 
 def head_forward(params: dict, z: torch.Tensor) -> torch.Tensor:
     """A linear head on embeddings: z @ head_w + head_b."""
+    check_linear_head(params, z)
     return z @ params["head_w"] + params["head_b"]
 
 
@@ -160,14 +172,15 @@ def metric_episode_loss(method: str, params: dict, x_support, y_support, x_query
     Args:
         n_way: classes in the episode (None: ``max(y_support) + 1``).
     """
-    check_choice(method, "method", METRIC_LOSSES)
+    check_metric_episode(method, params, x_support, y_support, x_query, y_query, forward=forward, n_way=n_way,
+                         scale=scale, inner_lr=inner_lr, steps=steps, first_order=first_order, allowed=METRIC_LOSSES)
     xs, xq = to_tensor(x_support), to_tensor(x_query)
     ys, yq = to_tensor(y_support, "int64"), to_tensor(y_query, "int64")
     if xs.shape[1:] != xq.shape[1:] or ys.shape != xs.shape[:1] or yq.shape != xq.shape[:1]:
         raise ValueError("x_support, y_support, x_query, y_query must be (n_s, ...), (n_s,), (n_q, ...), (n_q,) "
                          f"with the same example shape, got {tuple(xs.shape)}, {tuple(ys.shape)}, "
                          f"{tuple(xq.shape)}, {tuple(yq.shape)}")
-    n_way = int(ys.max()) + 1 if n_way is None else check_positive_int(n_way, "n_way")
+    n_way = int(ys.max()) + 1 if n_way is None else n_way
     z = forward(params, torch.cat([xs, xq]))
     zs, zq = z[: xs.shape[0]], z[xs.shape[0]:]
     if method == "protonet":

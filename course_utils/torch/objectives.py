@@ -28,9 +28,9 @@ from course_utils.sweeps import check_sweep_args, grid_and_prior, sweep_result
 from course_utils.tasks import sample_sinusoid_tasks
 from course_utils.torch.core import adam_init, adam_step, from_numpy, mlp_forward, to_numpy, to_tensor
 from course_utils.torch.core import num_threads as pin_threads
-from course_utils.validation import (check_bool, check_choice, check_float, check_int, check_lam_per_model,
-                                     check_lr, check_nonnegative, check_positive_int, check_same_keys,
-                                     check_trainable)
+from course_utils.validation import (check_array, check_bool, check_choice, check_float, check_int, check_lam,
+                                     check_lam_per_model, check_names, check_params, check_positive_int,
+                                     check_regression_call, check_same_keys, check_trainable, mlp_dims)
 
 __all__ = [
     # --- chapters 3 and 5: pretrained model, regularised fine-tuning, function-space priors
@@ -88,7 +88,7 @@ def pretrain_sinusoid_mlp(*, sizes: tuple[int, ...] = (1, 40, 40, 1), steps: int
     steps = check_positive_int(steps, "steps")
     n_tasks = check_positive_int(n_tasks, "n_tasks")
     k_shot = check_positive_int(k_shot, "k_shot")
-    lr = check_lr(lr, "lr")
+    lr = check_float(lr, "lr", 0.0, low_open=True)
     rng = check_rng(rng)
     theta0 = init_mlp(sizes, rng=rng)
     data = sample_sinusoid_tasks(steps * n_tasks, k_shot, 1, rng=rng)
@@ -115,6 +115,7 @@ def stack_params(params: dict[str, np.ndarray], m: int) -> dict[str, torch.Tenso
     :func:`course_utils.torch.mlp_forward` maps x (m, n, in) → (m, n, out).
     """
     m = check_positive_int(m, "m")
+    check_params(params, mlp=True)
     out = {}
     for k, v in params.items():
         v = to_tensor(v, "float32")
@@ -131,6 +132,7 @@ def _sq_norm(tensors) -> torch.Tensor:
 
 def l2_penalty(params: dict[str, torch.Tensor]) -> torch.Tensor:
     """Weight decay R(θ) = ‖θ‖², per model of a stacked dict: → (m,)."""
+    check_params(params, mlp=True)
     return _sq_norm(params.values())
 
 
@@ -139,6 +141,7 @@ def l2sp_penalty(params: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor
 
     ``anchor`` must have the keys and shapes of ``params``.
     """
+    check_params(params, mlp=True)
     check_same_keys(params, anchor, "anchor")
     return _sq_norm(params[k] - anchor[k] for k in params)
 
@@ -152,11 +155,13 @@ def proximal_penalty(params: dict[str, torch.Tensor], anchor: dict[str, torch.Te
 
 
 def _check_grid(x_grid, f_prior) -> None:
-    """The function-space prior's grid and values: both (G, 1)."""
+    """The function-space prior's grid and values: both (G, 1) numbers."""
     if x_grid is None or f_prior is None:
         raise ValueError("x_grid and f_prior (both (G, 1)) are needed for the function-space penalty, "
                          f"got {type(x_grid).__name__} and {type(f_prior).__name__}")
-    if tuple(x_grid.shape) != tuple(f_prior.shape) or len(x_grid.shape) != 2:
+    check_array(x_grid, "x_grid", ndim=2, last=1, dtype="real")
+    check_array(f_prior, "f_prior", ndim=2, last=1, dtype="real")
+    if tuple(x_grid.shape) != tuple(f_prior.shape):
         raise ValueError(f"x_grid and f_prior must both be (G, 1), got {tuple(x_grid.shape)} "
                          f"and {tuple(f_prior.shape)}")
 
@@ -176,6 +181,7 @@ def function_space_penalty(params: dict[str, torch.Tensor], x_grid: torch.Tensor
         x_grid: (G, 1) grid points, shared by all models.
         f_prior: (G, 1) values of the prior function f* on the grid.
     """
+    check_params(params, mlp=True)
     _check_grid(x_grid, f_prior)
     return _function_space_penalty(params, to_tensor(x_grid, "float32"), to_tensor(f_prior, "float32"))
 
@@ -202,7 +208,8 @@ def regularised_objective(params, x_support, y_support, lam, *, penalty: str = "
     ``l2sp``/``proximal``; ``x_grid``/``f_prior`` (G, 1) are needed for ``function``.
     """
     check_choice(penalty, "penalty", PENALTIES)
-    check_nonnegative(lam, "lam")
+    x_support, y_support = check_regression_call(params, x_support, y_support, x_grid=x_grid, f_prior=f_prior)
+    check_lam(lam, "lam", x_support.shape[0])
     if penalty in ("l2sp", "proximal"):
         if anchor is None:
             raise ValueError(f"anchor (the stacked θ₀) is needed for penalty {penalty!r}, got None")
@@ -251,10 +258,11 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
         Stacked NumPy weights (M, ...) (biases (M, 1, out)); with ``return_history`` also the
         history array.
     """
+    x_support, y_support = check_regression_call(params, x_support, y_support, x_grid=x_grid, f_prior=f_prior)
     check_choice(penalty, "penalty", PENALTIES)
     check_choice(optimizer, "optimizer", _OPTIMIZERS)
     steps = check_int(steps, "steps", 0)
-    lr = check_lr(lr, "lr")
+    lr = check_float(lr, "lr", 0.0, low_open=True)
     momentum = check_float(momentum, "momentum", 0.0, 1.0, high_open=True)
     return_history = check_bool(return_history, "return_history")
     x, y = to_tensor(x_support, "float32"), to_tensor(y_support, "float32")
@@ -262,8 +270,8 @@ def finetune(params: dict[str, np.ndarray], x_support, y_support, lam, *, penalt
         raise ValueError(f"x_support and y_support must both be (M, K, 1), got {tuple(x.shape)} "
                          f"and {tuple(y.shape)}")
     m = x.shape[0]
-    lam_t = to_tensor(check_lam_per_model(lam, m))
-    trainable = check_trainable(params, trainable)
+    lam_t = to_tensor(check_lam_per_model(check_lam(lam, "lam", m), m))
+    trainable = check_trainable(params, None if trainable is None else check_names(trainable, "trainable", params))
     theta = stack_params(params, m)
     if anchor is not None:
         check_same_keys(params, anchor, "anchor")
@@ -330,8 +338,9 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
         (nK, L)}, "per_task": {penalty: (nK, T, L)}}`` (NumPy, mean over tasks and its standard error).
     """
     lambdas, k_shots, x_eval = check_sweep_args(tasks, lambdas, k_shots, penalties, PENALTIES, x_eval)
+    check_params(params, mlp=True)
     steps = check_int(steps, "steps", 0)
-    lr = check_lr(lr, "lr")
+    lr = check_float(lr, "lr", 0.0, low_open=True)
     check_choice(optimizer, "optimizer", _OPTIMIZERS)
     progress = check_bool(progress, "progress")
     y_eval = tasks.true_function(x_eval)  # (T, E)
@@ -364,6 +373,8 @@ def lambda_sweep(params: dict[str, np.ndarray], tasks, lambdas, *, k_shots: Sequ
 # ------------------------------------------------------------------ exact last-layer solution
 def last_layer_features(params: dict[str, np.ndarray], x) -> torch.Tensor:
     """Features of the last layer with a constant 1 appended: x (n, 1) → (n, hidden + 1)."""
+    check_params(params, mlp=True)
+    check_array(x, "x", ndim=2, last=mlp_dims(params)[0], dtype="real")
     n = len(layer_sizes(params)) - 1
     h = to_tensor(x, "float32")
     for i in range(n - 1):
@@ -394,7 +405,9 @@ def last_layer_closed_form(params: dict[str, np.ndarray], x_support, y_support, 
         ``params`` with the last layer replaced by the solution (NumPy, unstacked).
     """
     check_choice(penalty, "penalty", PENALTIES)
-    lam = float(check_lam_per_model(lam, 1)[0])
+    x_support, y_support = check_regression_call(params, x_support, y_support, tasks_axis=False,
+                                                 x_grid=x_grid, f_prior=f_prior)
+    lam = check_float(lam, "lam", 0.0)
     last = len(layer_sizes(params)) - 2
     h = last_layer_features(params, x_support).double()
     # float64 on purpose (the solve is done in double precision); to_tensor's float32 would round y

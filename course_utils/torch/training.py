@@ -23,7 +23,7 @@ from course_utils.env import course_device
 from course_utils.nets import check_head
 from course_utils.seed import check_rng
 from course_utils.training import MetaHistory, MethodRegistry, batches, reptile_epsilon, run_meta_loop
-from course_utils.validation import check_bool, check_float, check_lr, check_positive_int
+from course_utils.validation import check_inner_loop, check_lr, check_meta_train, check_positive_int
 from course_utils.torch.core import adam_init, adam_step, as_task_tensors, mlp_forward, mse_loss, to_numpy
 from course_utils.torch.core import num_threads as pin_threads
 from course_utils.torch.meta import make_meta_gradient_fn
@@ -142,9 +142,7 @@ def make_meta_step(method: str, *, inner_lr: float = 0.01, steps: int = 1, first
     for ANIL, ``reptile_batch_size`` for Reptile).
     """
     m = METHODS.get(method)
-    check_bool(first_order, "first_order")
-    check_float(inner_lr, "inner_lr", 0.0)
-    check_positive_int(steps, "steps", 0)
+    check_inner_loop(inner_lr, steps, first_order, forward, loss_fn)
     return m.build(inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward, loss_fn=loss_fn,
                    **options)
 
@@ -187,6 +185,8 @@ def meta_train(method: str, params: dict[str, np.ndarray], sample_batch: Callabl
         ``(params, history)``: the meta-learned θ (NumPy) and a :class:`~course_utils.training.MetaHistory`.
     """
     m = METHODS.get(method)
+    check_meta_train(params, sample_batch, inner_lr=inner_lr, steps=steps, first_order=first_order, forward=forward,
+                     loss_fn=loss_fn, epsilon_start=epsilon_start, epsilon_end=epsilon_end)
     n_iterations = check_positive_int(n_iterations, "n_iterations")
     rng = check_rng(rng)
     if m.update == "gradient":
@@ -231,6 +231,7 @@ def pretrain_baseline(params: dict[str, np.ndarray], sample_batch: Callable, *, 
                       ) -> tuple[dict[str, np.ndarray], MetaHistory]:
     """The "pretrained on all tasks" baseline of Finn et al. (2017): ``meta_train("pretrain", ...)``,
     one model trained with Adam (step ``lr``) on the pooled support and query points of each batch."""
+    check_lr(lr, "lr")
     return meta_train("pretrain", params, sample_batch, n_iterations=n_iterations, outer_lr=lr, steps=0,
                       forward=forward, loss_fn=loss_fn, rng=rng, progress=progress, desc=desc,
                       num_threads=num_threads)

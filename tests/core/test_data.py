@@ -1018,3 +1018,21 @@ def test_damaged_file_error_pickles(tmp_path):
     e = DamagedFileError(tmp_path / "x.npz", "truncated", "Delete it.")
     back = pickle.loads(pickle.dumps(e))
     assert str(back) == str(e) and back.path == e.path and back.problem == "truncated"
+
+
+def test_loader_reads_zips_in_place_without_extracting(fake_official, tmp_path, monkeypatch):
+    """No extraction helper is left (``safe_extract`` was removed): the loader reads the zips in
+    place, so nothing is ever unpacked to disk, and a zip member cannot escape the data folder."""
+    import importlib
+
+    for name in ("", ".dataset", ".download", ".load", ".locate", ".read", ".synthetic"):
+        mod = importlib.import_module("course_utils.data" + name)
+        assert not hasattr(mod, "safe_extract"), mod.__name__
+    called = []
+    monkeypatch.setattr(zipfile.ZipFile, "extract", lambda self, *a, **k: called.append(a))
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", lambda self, *a, **k: called.append(a))
+    before = sorted(p.name for p in Path(fake_official).iterdir())
+    load_omniglot(fake_official, download=False)
+    assert not called
+    after = sorted(p.name for p in Path(fake_official).iterdir())
+    assert set(after) - set(before) <= {D.PREPARED_NPZ}  # only the npz cache is written, no folders
