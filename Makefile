@@ -43,7 +43,7 @@ lint: setup
 	$(VENV)/bin/nbstripout --keep-id --verify notebooks/*.ipynb
 
 test: setup lint
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not browser and not slow" $(PYTEST_ARGS)
