@@ -177,7 +177,6 @@ def shifted_teacher(task: GaussianTask, angle: float) -> GaussianTask:
     return GaussianTask(means=centre + (task.means - centre) @ rot.T, sigma=task.sigma, priors=task.priors)
 
 
-@lru_cache(maxsize=64)
 def make_gaussian_demo(k_shot: int = 2, *, seed: int = 0, n_classes: int = 3, n_unlabelled: int = 200,
                        n_test: int = 2000, teacher_angle: float = 0.0) -> GaussianDemo:
     """The task of ``seed`` (the same for every K), K labelled points per class, unlabelled and test points.
@@ -186,12 +185,15 @@ def make_gaussian_demo(k_shot: int = 2, *, seed: int = 0, n_classes: int = 3, n_
         k_shot: labelled points per class (1..50). seed: picks the task and the points.
         n_classes: 2..10. n_unlabelled, n_test: >= 1. teacher_angle: rotate p*'s means (0 = exact p*).
     """
-    k_shot = check_int(k_shot, "k_shot", 1, 50)
-    seed = check_int(seed, "seed", 0)
-    n_classes = check_int(n_classes, "n_classes", 2, 10)
-    n_unlabelled = check_positive_int(n_unlabelled, "n_unlabelled")
-    n_test = check_positive_int(n_test, "n_test")
-    teacher_angle = check_float(teacher_angle, "teacher_angle")
+    # Validated before the cache: lru_cache would serve seed=True from a cached seed=1.
+    return _gaussian_demo(check_int(k_shot, "k_shot", 1, 50), check_int(seed, "seed", 0),
+                          check_int(n_classes, "n_classes", 2, 10), check_positive_int(n_unlabelled, "n_unlabelled"),
+                          check_positive_int(n_test, "n_test"), check_float(teacher_angle, "teacher_angle"))
+
+
+@lru_cache(maxsize=64)
+def _gaussian_demo(k_shot: int, seed: int, n_classes: int, n_unlabelled: int, n_test: int,
+                   teacher_angle: float) -> GaussianDemo:
     family = GaussianTaskFamily(n_classes, radius=1.5, sigma=1.0)
     task = family.sample_task(np.random.default_rng([seed, 0]))
     x_l, y_l = task.sample_per_class(int(k_shot), np.random.default_rng([seed, 1, int(k_shot)]))
