@@ -32,7 +32,6 @@ __all__ = [
     "preprocess_gradient",
     "meta_sgd_step_numpy",
     "meta_lstm_cell_numpy",
-    "register_learned_methods",
 ]
 
 #: Prefix of Meta-SGD's per-weight step sizes: ``params["lr_w0"]`` is α for ``params["w0"]``.
@@ -155,10 +154,15 @@ def meta_sgd_step_numpy(theta, alpha, grad) -> np.ndarray:
 
 def meta_lstm_cell_numpy(theta_prev, grad, forget, input_gate) -> np.ndarray:
     """The update of Ravi & Larochelle's cell: θ_t = f ⊙ θ_{t−1} + i ⊙ (−∇); with f = 1 and
-    i = α it is one step of SGD with step size α."""
+    i = α it is one step of SGD with step size α. ``grad`` has the shape of ``theta_prev``; each
+    gate is a number or an array of that shape."""
     arrays = [np.asarray(check_array(a, n, dtype="real"), np.float64) for a, n in
               ((theta_prev, "theta_prev"), (grad, "grad"), (forget, "forget"), (input_gate, "input_gate"))]
-    theta_prev, grad, forget, input_gate = np.broadcast_arrays(*arrays)
+    theta_prev, grad, forget, input_gate = arrays
+    for a, n in ((grad, "grad"), (forget, "forget"), (input_gate, "input_gate")):
+        if a.shape != theta_prev.shape and not (n != "grad" and a.ndim == 0):
+            raise ValueError(f"{n} must have the shape of theta_prev {theta_prev.shape}"
+                             f"{'' if n == 'grad' else ' or be a number'}, got {a.shape}")
     return forget * theta_prev - input_gate * grad
 
 

@@ -1027,3 +1027,33 @@ def check_metric_episode(method, params, x_support, y_support, x_query, y_query,
     check_labels(y_query, "y_query", classes)
     check_float(scale, "scale", 0.0, low_open=True)
     check_inner_loop(inner_lr, steps, first_order)
+
+
+# --------------------------------------------------------------------------- chapter 10's learned rules
+def check_learned_call(params, x_support, y_support, steps, forward, loss_fn, mlp_forward, *,
+                       x_query=None, y_query=None) -> int:
+    """``meta_sgd_adapt`` / ``meta_lstm_adapt`` / ``learned_curve``'s shared arguments: a parameter
+    dict (for the course's MLP, its learner part ``w0, b0, ...`` must chain and the task arrays must
+    be (tasks, n, in) and (tasks, n, out)), task arrays with one number of tasks (the query arrays
+    only when given), ``steps`` >= 0 and callable ``forward``/``loss_fn``. Returns ``steps``."""
+    check_params(params)
+    steps = check_int(steps, "steps", 0)
+    check_callable(forward, "forward")
+    check_callable(loss_fn, "loss_fn")
+    arrays = {"x_support": x_support, "y_support": y_support}
+    if x_query is not None or y_query is not None:
+        arrays.update(x_query=x_query, y_query=y_query)
+    for name, a in arrays.items():
+        check_array(a, name, min_ndim=2, dtype="image" if name.startswith("x") else "number")
+    if forward is mlp_forward:
+        theta = {k: v for k, v in params.items() if not k.startswith(("lr_", "opt_"))}
+        check_params(theta, "params (the learner's weights)", mlp=True)
+        d_in, d_out = mlp_dims(theta)
+        for name, a in arrays.items():
+            check_array(a, name, ndim=3, last=d_in if name.startswith("x") else d_out, dtype="real")
+        check_same_float_dtype(params=_first_float(theta), **arrays)
+        if "x_query" in arrays:
+            check_same_length({"y_query": y_query, "x_query": x_query}, axis=1, what="query axis")
+    check_same_length({"x_support": x_support, "y_support": y_support}, axis=1, what="support axis")
+    check_same_length(arrays, what="tasks axis")
+    return steps

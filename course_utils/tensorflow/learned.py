@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from course_utils.learned import register_learned_methods, split_learned  # noqa: E402
-from course_utils.validation import (check_array, check_bool, check_callable, check_float, check_int,  # noqa: E402
+from course_utils.validation import (check_array, check_bool, check_float, check_learned_call,  # noqa: E402
                                      check_params)
 from course_utils.tensorflow.core import as_task_tensors, mlp_forward, mse_loss, to_tensor  # noqa: E402
 from course_utils.tensorflow.meta import _mlp_forward_tasks, _n_tasks  # noqa: E402
@@ -47,13 +47,8 @@ def _task_losses_fn(forward: Callable, loss_fn: Callable) -> Callable:
 
 
 def _check_call(params, x_support, y_support, steps, forward, loss_fn):
-    check_params(params)
-    steps = check_int(steps, "steps", 0)
-    check_callable(forward, "forward")
-    check_callable(loss_fn, "loss_fn")
+    steps = check_learned_call(params, x_support, y_support, steps, forward, loss_fn, mlp_forward)
     xs, ys = as_task_tensors(x_support, y_support)
-    if xs.shape[0] != ys.shape[0]:
-        raise ValueError(f"x_support and y_support must have the same number of tasks, got {xs.shape[0]} and {ys.shape[0]}")
     return steps, xs, ys
 
 
@@ -150,6 +145,8 @@ def learned_curve(method: str, params: dict, x_support, y_support, x_query, y_qu
     check_params(params)
     params = {k: tf.convert_to_tensor(np.asarray(v, np.float32) if not isinstance(v, (tf.Tensor, tf.Variable)) else v)
               for k, v in params.items()}
+    check_learned_call(params, x_support, y_support, steps, forward, loss_fn, mlp_forward, x_query=x_query,
+                       y_query=y_query)
     steps, xs, ys = _check_call(params, x_support, y_support, steps, forward, loss_fn)
     xq, yq = as_task_tensors(x_query, y_query)
     task_losses = _task_losses_fn(forward, loss_fn)

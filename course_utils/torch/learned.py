@@ -23,7 +23,7 @@ import torch
 from torch.func import vmap
 
 from course_utils.learned import register_learned_methods, split_learned
-from course_utils.validation import check_array, check_bool, check_callable, check_float, check_int, check_params
+from course_utils.validation import check_array, check_bool, check_float, check_learned_call, check_params
 from course_utils.torch.core import as_task_tensors, mlp_forward, mse_loss, to_tensor
 from course_utils.torch.meta import _mlp_forward_tasks
 from course_utils.torch.training import register_meta_method
@@ -53,13 +53,8 @@ def _task_losses_fn(forward: Callable, loss_fn: Callable) -> Callable:
 
 
 def _check_call(params, x_support, y_support, steps, forward, loss_fn):
-    check_params(params)
-    steps = check_int(steps, "steps", 0)
-    check_callable(forward, "forward")
-    check_callable(loss_fn, "loss_fn")
+    steps = check_learned_call(params, x_support, y_support, steps, forward, loss_fn, mlp_forward)
     xs, ys = as_task_tensors(x_support, y_support)
-    if xs.shape[0] != ys.shape[0]:
-        raise ValueError(f"x_support and y_support must have the same number of tasks, got {xs.shape[0]} and {ys.shape[0]}")
     return steps, xs, ys
 
 
@@ -189,6 +184,8 @@ def learned_curve(method: str, params: dict, x_support, y_support, x_query, y_qu
     check_params(params)
     params = {k: (v.detach() if isinstance(v, torch.Tensor) else to_tensor(np.asarray(v, np.float32)))
               for k, v in params.items()}
+    check_learned_call(params, x_support, y_support, steps, forward, loss_fn, mlp_forward, x_query=x_query,
+                       y_query=y_query)
     steps, xs, ys = _check_call(params, x_support, y_support, steps, forward, loss_fn)
     xq, yq = as_task_tensors(x_query, y_query)
     task_losses = _task_losses_fn(forward, loss_fn)

@@ -314,6 +314,18 @@ def _fw_cases() -> list[Case]:
     add("metric_episode_loss", lambda F: {"method": "protonet", "params": F.fw.from_numpy(F.conv),
                                           **{k: F.t(getattr(F.episode, k)) for k in TASKS}, "n_way": 3},
         linked=TASKS, kinds={"x_support": "images", "x_query": "images", **CONV}, valid=_headless)
+    # ---- learned update rules (chapter 10)
+    from course_utils.learned import init_meta_lstm, init_meta_sgd
+    _msgd = lambda F: init_meta_sgd(F.mlp)  # noqa: E731
+    _mlstm = lambda F: init_meta_lstm(F.mlp, hidden=2, rng=0)  # noqa: E731
+    _sup = lambda F: {"x_support": F.t(F.tasks[0]), "y_support": F.t(F.tasks[1])}  # noqa: E731
+    add("preprocess_gradient", lambda F: {"x": F.t(F.tasks[0])},
+        valid={("x", v): "element-wise: any shape" for v in ("trailing axis dropped", "extra trailing axis", "empty")})
+    add("meta_sgd_adapt", lambda F: {"params": F.fw.from_numpy(_msgd(F)), **_sup(F)}, linked=("x_support", "y_support"))
+    add("meta_lstm_adapt", lambda F: {"params": F.fw.from_numpy(_mlstm(F)), **_sup(F), "steps": 1},
+        linked=("x_support", "y_support"))
+    add("learned_curve", lambda F: {"method": "metasgd", "params": _msgd(F), **_tasks4(F), "steps": 1},
+        kinds={"method": "choice"}, **_LIN)
     return c
 
 
@@ -432,6 +444,22 @@ def _core_cases() -> list[Case]:
     add(E + "course_scale", lambda F: {})
     add(E + "course_device", lambda F: {})
     add(E + "PeakMemory", lambda F: {"interval": 0.01})
+    L = "course_utils.learned:"
+    _any_learner = {("params", v): "any learner's parameter dict (an MLP, a conv net) is valid"
+                    for v in ("missing key", "wrong shape")}
+    add(L + "init_meta_sgd", lambda F: {"params": F.mlp, "inner_lr": 0.01}, valid=_any_learner)
+    add(L + "init_meta_lstm", lambda F: {"params": F.mlp, "hidden": 2, "rng": 0}, valid=_any_learner,
+        kinds={"forget_bias": "object", "input_bias": "object", "inner_lr": "float"}, none_ok=("inner_lr",))
+    add(L + "split_learned", lambda F: {"params": __import__("course_utils.learned", fromlist=["x"]).init_meta_sgd(F.mlp)},
+        valid={("params", "missing key"): "a step size may be absent from the split (meta_sgd_adapt then names it)"})
+    add(L + "preprocess_gradient", lambda F: {"x": F.tasks[0]},
+        valid={("x", v): "element-wise: any shape" for v in ("trailing axis dropped", "extra trailing axis", "empty")})
+    _three = lambda F: np.array([0.5, -1.0, 2.0])  # noqa: E731
+    add(L + "meta_sgd_step_numpy", lambda F: {"theta": _three(F), "alpha": _three(F), "grad": _three(F)},
+        linked=("theta", "alpha", "grad"))
+    add(L + "meta_lstm_cell_numpy", lambda F: {"theta_prev": _three(F), "grad": _three(F), "forget": _three(F),
+                                               "input_gate": _three(F)},
+        valid={(g, "trailing axis dropped"): "documented: a gate may be one number" for g in ("forget", "input_gate")})
     M = "course_utils.metric:"
     z = lambda F: np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)  # noqa: E731
     ys = lambda F: np.array([0, 1, 2, 0, 1, 2])  # noqa: E731
@@ -590,6 +618,15 @@ def _chapter_cases() -> list[Case]:
                                                "max_way": 6, "max_shot": 1, "n_query": 2})
     for n in ("check_prototypes", "check_linear_head", "check_cosine_vs_euclidean"):
         add(f"ch08:{n}", lambda F: {"answer": None}, kinds=chk)
+    from course_utils.learned import init_meta_sgd
+    _lrs_only = {("params", v): "only the lr_* step sizes are read: any subset of them, any learner" for v in
+                 ("missing key", "wrong shape")}
+    add("ch10:step_size_table", lambda F: {"params": init_meta_sgd(F.mlp)}, valid=_lrs_only)
+    add("ch10:plot_step_sizes", lambda F: {"params": init_meta_sgd(F.mlp)}, valid=_lrs_only)
+    add("ch10:plot_gates", lambda F: {"gates": {"forget": np.full((2, 2, 3), 0.99), "input": np.full((2, 2, 3), 0.01)}},
+        kinds={"gates": "object"})
+    for n in ("check_meta_sgd_step", "check_sgd_gates", "check_preprocessing"):
+        add(f"ch10:{n}", lambda F: {"answer": None}, kinds=chk)
     return c
 
 
