@@ -21,6 +21,10 @@ from course_utils.seed import check_rng
 __all__ = [
     "SinusoidTasks",
     "sample_sinusoid_tasks",
+    "FeatureTasks",
+    "FEATURE_DIM",
+    "feature_map",
+    "sample_feature_tasks",
     "Episode",
     "EpisodeSampler",
     "sample_episode",
@@ -105,6 +109,61 @@ def sample_sinusoid_tasks(n_tasks: int = 25, k_shot: int = 10, k_query: int | No
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
     return SinusoidTasks(f32(x[:, :k_shot]), f32(y[:, :k_shot]), f32(x[:, k_shot:]),
                          f32(y[:, k_shot:]), f32(amplitude), f32(phase))
+
+
+# --------------------------------------------------------------------------- 10-input feature tasks
+FEATURE_DIM = 10
+_FEATURE_SEED = 2017  # the family's shared feature map is fixed, like a class split
+
+
+class FeatureTasks(NamedTuple):
+    """A batch of 10-input regression tasks y = w_τ · relu(B x) (chapter 11).
+
+    Shapes: ``x_support`` (tasks, k_shot, 10), ``y_support`` (tasks, k_shot, 1), ``x_query``
+    (tasks, k_query, 10), ``y_query`` (tasks, k_query, 1), ``weights`` (tasks, 10): w_τ. float32.
+    """
+
+    x_support: np.ndarray
+    y_support: np.ndarray
+    x_query: np.ndarray
+    y_query: np.ndarray
+    weights: np.ndarray
+
+
+def feature_map(x: np.ndarray) -> np.ndarray:
+    """The family's shared features relu(B x), B (10, 10) fixed (seed 2017, entries N(0, 1/10)):
+    x (..., 10) → (..., 10)."""
+    x = np.asarray(check_array(x, "x", min_ndim=1, last=FEATURE_DIM, dtype="real"), np.float64)
+    b = np.random.default_rng(_FEATURE_SEED).normal(0.0, 1.0 / np.sqrt(FEATURE_DIM), (FEATURE_DIM, FEATURE_DIM))
+    return np.maximum(x @ b.T, 0.0)
+
+
+def sample_feature_tasks(n_tasks: int = 25, k_shot: int = 20, k_query: int | None = None, *,
+                         rng: np.random.Generator | int | None = None, noise: float = 0.0) -> FeatureTasks:
+    """Sample tasks of a family that fits the source article's 10-unit layers.
+
+    Every task shares the features g(x) = relu(B x) (:func:`feature_map`) and has its own linear
+    read-out: y = w_τ · g(x) + noise, w_τ ~ N(0, I), x ~ N(0, I₁₀). Averaged over tasks the answer
+    is 0 for every x, so one model trained on all tasks pooled learns (almost) nothing; the
+    *features* are what the tasks have in common, and a learner that meta-learns them can fit a
+    new task's w_τ from a few points.
+
+    Args:
+        n_tasks, k_shot, k_query: tasks, support points and query points per task (>= 1;
+            ``k_query`` defaults to ``k_shot``).
+        rng: generator or seed.
+        noise: standard deviation of Gaussian label noise (>= 0).
+    """
+    n_tasks = check_int(n_tasks, "n_tasks", 1)
+    k_shot = check_int(k_shot, "k_shot", 1)
+    k_query = k_shot if k_query is None else check_int(k_query, "k_query", 1)
+    noise = check_float(noise, "noise", 0.0)
+    rng = check_rng(rng)
+    w = rng.normal(size=(n_tasks, FEATURE_DIM))
+    x = rng.normal(size=(n_tasks, k_shot + k_query, FEATURE_DIM))
+    y = np.einsum("tnd,td->tn", feature_map(x), w)[..., None] + noise * rng.normal(size=(n_tasks, k_shot + k_query, 1))
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+    return FeatureTasks(f32(x[:, :k_shot]), f32(y[:, :k_shot]), f32(x[:, k_shot:]), f32(y[:, k_shot:]), f32(w))
 
 
 # --------------------------------------------------------------------------- episodes

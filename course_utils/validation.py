@@ -1057,3 +1057,22 @@ def check_learned_call(params, x_support, y_support, steps, forward, loss_fn, ml
     check_same_length({"x_support": x_support, "y_support": y_support}, axis=1, what="support axis")
     check_same_length(arrays, what="tasks axis")
     return steps
+
+
+# --------------------------------------------------------------------------- chapter 11's article models
+_ARTICLE_SHAPES = {"body_w0": (10, 10), "body_b0": (10,), "body_w1": (10, 10), "body_b1": (10,),
+                   "head_w0": (10, 10), "head_b0": (10,), "head_w1": (10, 1), "head_b1": (1,)}
+
+
+def check_article_params(params, x=...) -> dict:
+    """The article's two models in one dict (:func:`course_utils.article.init_article_nets`'s keys and
+    shapes) and, when given, an input x (..., 10) of the same float dtype. Returns ``params``."""
+    check_params(params, keys=tuple(_ARTICLE_SHAPES))
+    for k, shape in _ARTICLE_SHAPES.items():
+        if tuple(_shape(params[k])) != shape:
+            raise ValueError(f"params[{k!r}] must have shape {shape} (the article's 10-unit layers), "
+                             f"got {tuple(_shape(params[k]))}")
+    if x is not ...:
+        check_array(x, "x", min_ndim=1, last=10, dtype="real")
+        check_same_float_dtype(params=_first_float(params), x=x)
+    return params

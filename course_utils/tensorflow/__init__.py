@@ -21,6 +21,7 @@ from course_utils.tensorflow.first_order import *  # noqa: E402,F401,F403
 from course_utils.tensorflow.training import *  # noqa: E402,F401,F403
 from course_utils.tensorflow.metric import *  # noqa: E402,F401,F403
 from course_utils.tensorflow.learned import *  # noqa: E402,F401,F403
+from course_utils.tensorflow.article import *  # noqa: E402,F401,F403
 
 from course_utils.tensorflow import core as _core  # noqa: E402
 from course_utils.tensorflow import autodiff as _autodiff  # noqa: E402
@@ -32,6 +33,7 @@ from course_utils.tensorflow import first_order as _first_order  # noqa: E402
 from course_utils.tensorflow import training as _training  # noqa: E402
 from course_utils.tensorflow import metric as _metric  # noqa: E402
 from course_utils.tensorflow import learned as _learned  # noqa: E402
+from course_utils.tensorflow import article as _article  # noqa: E402
 
-_MODULES = (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training, _metric, _learned)
+_MODULES = (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training, _metric, _learned, _article)
 __all__ = [n for _m in _MODULES for n in _m.__all__]

@@ -17,6 +17,7 @@ from course_utils.torch.first_order import *  # noqa: F401,F403
 from course_utils.torch.training import *  # noqa: F401,F403
 from course_utils.torch.metric import *  # noqa: F401,F403
 from course_utils.torch.learned import *  # noqa: F401,F403
+from course_utils.torch.article import *  # noqa: F401,F403
 
 from course_utils.torch import core as _core  # noqa: E402
 from course_utils.torch import autodiff as _autodiff  # noqa: E402
@@ -28,6 +29,7 @@ from course_utils.torch import first_order as _first_order  # noqa: E402
 from course_utils.torch import training as _training  # noqa: E402
 from course_utils.torch import metric as _metric  # noqa: E402
 from course_utils.torch import learned as _learned  # noqa: E402
+from course_utils.torch import article as _article  # noqa: E402
 
-_MODULES = (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training, _metric, _learned)
+_MODULES = (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training, _metric, _learned, _article)
 __all__ = [n for _m in _MODULES for n in _m.__all__]

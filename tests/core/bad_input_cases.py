@@ -326,6 +326,14 @@ def _fw_cases() -> list[Case]:
         linked=("x_support", "y_support"))
     add("learned_curve", lambda F: {"method": "metasgd", "params": _msgd(F), **_tasks4(F), "steps": 1},
         kinds={"method": "choice"}, **_LIN)
+    # ---- the article's two models (chapter 11)
+    from course_utils.article import init_article_nets
+    _art = lambda F: init_article_nets(0)  # noqa: E731
+    _x10 = lambda F: np.random.default_rng(0).standard_normal((4, 10)).astype(np.float32)  # noqa: E731
+    add("article_modules", lambda F: {"params": _art(F)})
+    add("article_forward", lambda F: {"params": F.fw.from_numpy(_art(F)), "x": F.t(_x10(F))})
+    add("MetaLearner", lambda F: {})
+    add("TaskLearner", lambda F: {})
     return c
 
 
@@ -444,6 +452,12 @@ def _core_cases() -> list[Case]:
     add(E + "course_scale", lambda F: {})
     add(E + "course_device", lambda F: {})
     add(E + "PeakMemory", lambda F: {"interval": 0.01})
+    A = "course_utils.article:"
+    add(A + "init_article_nets", lambda F: {"rng": 0})
+    T = "course_utils.tasks:"
+    add(T + "feature_map", lambda F: {"x": np.zeros((3, 10))})
+    add(T + "sample_feature_tasks", lambda F: {"n_tasks": 2, "k_shot": 3, "k_query": 2, "rng": 0},
+        none_ok=("k_query",))
     L = "course_utils.learned:"
     _any_learner = {("params", v): "any learner's parameter dict (an MLP, a conv net) is valid"
                     for v in ("missing key", "wrong shape")}
@@ -627,6 +641,9 @@ def _chapter_cases() -> list[Case]:
         kinds={"gates": "object"})
     for n in ("check_meta_sgd_step", "check_sgd_gates", "check_preprocessing"):
         add(f"ch10:{n}", lambda F: {"answer": None}, kinds=chk)
+    add("ch11:article_failures", lambda F: {})
+    for n in ("check_broadcast_loss", "check_pooled_optimum", "check_adapted_counts"):
+        add(f"ch11:{n}", lambda F: {"answer": None}, kinds=chk)
     return c
 
 
@@ -713,6 +730,8 @@ def _ch08_view():
 NOT_PROBED = {
     # record types: NamedTuples/dataclasses that the package itself fills (their producers validate)
     "SinusoidTasks": "record type (NamedTuple) returned by sample_sinusoid_tasks",
+    "FeatureTasks": "record type (NamedTuple) returned by sample_feature_tasks",
+    "Failure": "record type (NamedTuple) returned by chapter 11's article_failures",
     "Episode": "record type (NamedTuple) returned by EpisodeSampler",
     "FinetuneCurve": "record type (NamedTuple) returned by finetune_curve",
     "Omniglot": "record type returned by load_omniglot",
