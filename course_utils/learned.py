@@ -17,6 +17,8 @@ et al. 2016), :func:`meta_sgd_step_numpy` and :func:`meta_lstm_cell_numpy`.
 """
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from course_utils.seed import check_rng
@@ -171,6 +173,11 @@ def _check_plain(params: dict) -> None:
     if bad:
         raise ValueError(f"params must be the learner's weights only (no key starting with 'lr_' or 'opt_'), "
                          f"got {bad}")
+
+
+def final_step(trajectory) -> tuple:
+    """The last ``(phi, gates)`` of an inner-loop trajectory (a generator of per-step pairs)."""
+    return deque(trajectory, maxlen=1)[0]
 
 
 def _ordered_pair(value, name: str) -> tuple[float, float]:

@@ -60,7 +60,8 @@ def plot_gates(gates: dict, *, title: str = "Meta-learner LSTM: gates across inn
     check_str(title, "title")
     steps = np.arange(1, np.shape(f)[0] + 1)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
-    for ax, g, name in ((a1, np.asarray(i), "input gate i_t (step size)"), (a2, 1 - np.asarray(f), "1 − forget gate f_t (decay)")):
+    panels = ((a1, np.asarray(i), "input gate i_t (step size)"), (a2, 1 - np.asarray(f), "1 − forget gate f_t (decay)"))
+    for ax, g, name in panels:
         m = g.mean((1, 2))
         lo, hi = np.percentile(g.reshape(len(steps), -1), [10, 90], axis=1)
         ax.plot(steps, m, "o-", label="mean over tasks and weights")
@@ -104,7 +105,8 @@ def check_sgd_gates(answer) -> bool:
     ok = close(meta_lstm_cell_numpy(theta, grad, f, i), theta - alpha * (grad + lam * theta))
     if not ok and close(f, 1.0) and close(i, alpha):
         return report(False, name, "That is plain SGD; the decay term −αλθ_{t−1} must come from the forget gate.")
-    return report(ok, name, "Expand θ − α(∇ + λθ) and collect the terms in θ_{t−1} (forget gate) and in −∇ (input gate).")
+    return report(ok, name, "Expand θ − α(∇ + λθ) and collect the terms in θ_{t−1} (forget gate) "
+                            "and in −∇ (input gate).")
 
 
 def check_preprocessing(answer) -> bool:

@@ -16,7 +16,7 @@ configure_tensorflow_env()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from course_utils.learned import register_learned_methods, split_learned  # noqa: E402
+from course_utils.learned import final_step, register_learned_methods, split_learned  # noqa: E402
 from course_utils.validation import (check_array, check_bool, check_float, check_learned_call,  # noqa: E402
                                      check_params)
 from course_utils.tensorflow.core import as_task_tensors, mlp_forward, mse_loss, to_tensor  # noqa: E402
@@ -41,7 +41,8 @@ def preprocess_gradient(x: tf.Tensor, p: float = 10.0) -> tf.Tensor:
 def _task_losses_fn(forward: Callable, loss_fn: Callable) -> Callable:
     """``fn(phi_tiled, x, y) -> (tasks,)`` per-task mean losses."""
     if forward is mlp_forward and loss_fn is mse_loss:
-        return lambda phi, x, y: tf.reduce_mean((_mlp_forward_tasks(phi, x) - y) ** 2, axis=list(range(1, len(y.shape))))
+        return lambda phi, x, y: tf.reduce_mean((_mlp_forward_tasks(phi, x) - y) ** 2,
+                                                axis=list(range(1, len(y.shape))))
     return lambda phi, x, y: tf.stack([loss_fn(forward({k: v[t] for k, v in phi.items()}, x[t]), y[t])
                                        for t in range(_n_tasks(x))])
 
@@ -81,8 +82,8 @@ def meta_sgd_adapt(params: dict, x_support, y_support, *, steps: int = 1, first_
     """Meta-SGD's inner loop for every task; see :func:`course_utils.torch.meta_sgd_adapt`."""
     steps, xs, ys = _check_call(params, x_support, y_support, steps, forward, loss_fn)
     first_order = check_bool(first_order, "first_order")
-    for phi, _ in _meta_sgd_trajectory(params, xs, ys, steps, first_order, _task_losses_fn(forward, loss_fn)):
-        pass
+    phi, _ = final_step(_meta_sgd_trajectory(params, xs, ys, steps, first_order,
+                                                       _task_losses_fn(forward, loss_fn)))
     return phi
 
 
@@ -115,8 +116,9 @@ def _meta_lstm_trajectory(params, xs, ys, steps, p, task_losses):
         zi, zf, zg, zo = tf.split(z, 4, -1)
         c1 = tf.sigmoid(zf) * c1 + tf.sigmoid(zi) * tf.tanh(zg)
         h1 = tf.sigmoid(zo) * tf.tanh(c1)
-        f = tf.sigmoid(tf.matmul(tf.concat([h1, c[..., None], f[..., None]], -1), opt["opt_wf"])[..., 0] + opt["opt_bf"])
-        i = tf.sigmoid(tf.matmul(tf.concat([h1, c[..., None], i[..., None]], -1), opt["opt_wi"])[..., 0] + opt["opt_bi"])
+        hc = tf.concat([h1, c[..., None]], -1)
+        f = tf.sigmoid(tf.matmul(tf.concat([hc, f[..., None]], -1), opt["opt_wf"])[..., 0] + opt["opt_bf"])
+        i = tf.sigmoid(tf.matmul(tf.concat([hc, i[..., None]], -1), opt["opt_wi"])[..., 0] + opt["opt_bi"])
         c = f * c - i * g
         yield unflat(c), (f, i)
 
@@ -127,10 +129,9 @@ def meta_lstm_adapt(params: dict, x_support, y_support, *, steps: int = 5, forwa
     steps, xs, ys = _check_call(params, x_support, y_support, steps, forward, loss_fn)
     p = check_float(p, "p", 0.0, low_open=True)
     return_gates = check_bool(return_gates, "return_gates")
-    gates = []
-    for phi, g in _meta_lstm_trajectory(params, xs, ys, steps, p, _task_losses_fn(forward, loss_fn)):
-        if g is not None:
-            gates.append(g)
+    trajectory = list(_meta_lstm_trajectory(params, xs, ys, steps, p, _task_losses_fn(forward, loss_fn)))
+    phi = trajectory[-1][0]
+    gates = [g for _, g in trajectory[1:]]
     if not return_gates:
         return phi
     stack = lambda j: np.stack([g[j].numpy() for g in gates]) if gates else np.zeros((0, int(xs.shape[0]), 0))  # noqa: E731
@@ -171,8 +172,7 @@ def _step(trajectory_of):
             names = list(params)
             with tf.GradientTape() as tape:
                 tape.watch([params[k] for k in names])
-                for phi, _ in trajectory_of(params, x_support, y_support, steps, first_order, task_losses):
-                    pass
+                phi, _ = final_step(trajectory_of(params, x_support, y_support, steps, first_order, task_losses))
                 loss = tf.reduce_mean(task_losses(phi, x_query, y_query))
             grads = tape.gradient(loss, [params[k] for k in names])
             return loss, dict(zip(names, grads))

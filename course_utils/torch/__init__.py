@@ -31,5 +31,6 @@ from course_utils.torch import metric as _metric  # noqa: E402
 from course_utils.torch import learned as _learned  # noqa: E402
 from course_utils.torch import article as _article  # noqa: E402
 
-_MODULES = (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training, _metric, _learned, _article)
+_MODULES = (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training, _metric, _learned,
+            _article)
 __all__ = [n for _m in _MODULES for n in _m.__all__]

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.func import vmap
 
-from course_utils.learned import register_learned_methods, split_learned
+from course_utils.learned import final_step, register_learned_methods, split_learned
 from course_utils.validation import check_array, check_bool, check_float, check_learned_call, check_params
 from course_utils.torch.core import as_task_tensors, mlp_forward, mse_loss, to_tensor
 from course_utils.torch.meta import _mlp_forward_tasks
@@ -95,8 +95,8 @@ def meta_sgd_adapt(params: Params, x_support, y_support, *, steps: int = 1, firs
     steps, xs, ys = _check_call(params, x_support, y_support, steps, forward, loss_fn)
     first_order = check_bool(first_order, "first_order")
     with torch.enable_grad():
-        for phi, _ in _meta_sgd_trajectory(params, xs, ys, steps, first_order, _task_losses_fn(forward, loss_fn)):
-            pass
+        phi, _ = final_step(_meta_sgd_trajectory(params, xs, ys, steps, first_order,
+                                                           _task_losses_fn(forward, loss_fn)))
     return phi
 
 
@@ -119,7 +119,8 @@ def _meta_lstm_trajectory(params, xs, ys, steps, p, task_losses):
         leaf = c.detach().requires_grad_()                                         # gradient inputs are constants
         losses = task_losses(unflat(leaf), xs, ys)
         g = torch.autograd.grad(losses.sum(), leaf)[0]
-        x = torch.cat([preprocess_gradient(g), preprocess_gradient(losses.detach())[:, None, :].expand(n, g.shape[1], 2)], -1)
+        pl = preprocess_gradient(losses.detach())[:, None, :].expand(n, g.shape[1], 2)
+        x = torch.cat([preprocess_gradient(g), pl], -1)
         z = torch.cat([x, h1], -1) @ opt["opt_w1"] + opt["opt_b1"]
         zi, zf, zg, zo = z.chunk(4, -1)
         c1 = torch.sigmoid(zf) * c1 + torch.sigmoid(zi) * torch.tanh(zg)
@@ -155,11 +156,10 @@ def meta_lstm_adapt(params: Params, x_support, y_support, *, steps: int = 5, for
     steps, xs, ys = _check_call(params, x_support, y_support, steps, forward, loss_fn)
     p = check_float(p, "p", 0.0, low_open=True)
     return_gates = check_bool(return_gates, "return_gates")
-    gates = []
     with torch.enable_grad():
-        for phi, g in _meta_lstm_trajectory(params, xs, ys, steps, p, _task_losses_fn(forward, loss_fn)):
-            if g is not None:
-                gates.append(g)
+        trajectory = list(_meta_lstm_trajectory(params, xs, ys, steps, p, _task_losses_fn(forward, loss_fn)))
+    phi = trajectory[-1][0]
+    gates = [g for _, g in trajectory[1:]]
     if not return_gates:
         return phi
     stack = lambda j: np.stack([g[j].detach().cpu().numpy() for g in gates]) if gates else np.zeros((0, xs.shape[0], 0))  # noqa: E731
@@ -213,8 +213,7 @@ def _step(trajectory_of):
         def step(params, x_support, y_support, x_query, y_query):
             with torch.enable_grad():
                 leaves = {k: v.detach().requires_grad_() for k, v in params.items()}
-                for phi, _ in trajectory_of(leaves, x_support, y_support, steps, first_order, task_losses):
-                    pass
+                phi, _ = final_step(trajectory_of(leaves, x_support, y_support, steps, first_order, task_losses))
                 loss = task_losses(phi, x_query, y_query).mean()
                 grads = torch.autograd.grad(loss, list(leaves.values()))
             return loss.detach(), dict(zip(leaves, grads))

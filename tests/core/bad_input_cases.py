@@ -464,7 +464,7 @@ def _core_cases() -> list[Case]:
     add(L + "init_meta_sgd", lambda F: {"params": F.mlp, "inner_lr": 0.01}, valid=_any_learner)
     add(L + "init_meta_lstm", lambda F: {"params": F.mlp, "hidden": 2, "rng": 0}, valid=_any_learner,
         kinds={"forget_bias": "object", "input_bias": "object", "inner_lr": "float"}, none_ok=("inner_lr",))
-    add(L + "split_learned", lambda F: {"params": __import__("course_utils.learned", fromlist=["x"]).init_meta_sgd(F.mlp)},
+    add(L + "split_learned", lambda F: {"params": importlib.import_module("course_utils.learned").init_meta_sgd(F.mlp)},
         valid={("params", "missing key"): "a step size may be absent from the split (meta_sgd_adapt then names it)"})
     add(L + "preprocess_gradient", lambda F: {"x": F.tasks[0]},
         valid={("x", v): "element-wise: any shape" for v in ("trailing axis dropped", "extra trailing axis", "empty")})

@@ -43,9 +43,11 @@ def test_repaired_beats_pooled():
     kw = dict(forward=ct.article_forward, loss_fn=ct.mse_loss)
     anil, _ = ct.meta_train("anil", P, sample, n_iterations=150, outer_lr=1e-2, inner_lr=0.1, steps=5, head=HEAD,
                             rng=3, progress=False, **kw)
-    pooled, _ = ct.meta_train("pretrain", P, sample, n_iterations=150, outer_lr=1e-2, steps=0, rng=3, progress=False, **kw)
+    pooled, _ = ct.meta_train("pretrain", P, sample, n_iterations=150, outer_lr=1e-2, steps=0, rng=3, progress=False,
+                              **kw)
     test = ct.as_task_tensors(*sample_feature_tasks(100, 20, 30, rng=9)[:4])
-    score = lambda p: ct.make_meta_step("anil", inner_lr=0.1, steps=5, head=HEAD, **kw)(ct.from_numpy(p), *test)[0].item()  # noqa: E731
+    step = ct.make_meta_step("anil", inner_lr=0.1, steps=5, head=HEAD, **kw)
+    score = lambda p: step(ct.from_numpy(p), *test)[0].item()  # noqa: E731
     assert score(pooled) > 1.3 * score(anil)
 
 
