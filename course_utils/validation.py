@@ -1061,22 +1061,22 @@ def check_learned_call(params, x_support, y_support, steps, forward, loss_fn, ml
 
 # --------------------------------------------------------------------------- chapter 5's implicit MAML
 def check_imaml_call(params, x_support, y_support, *, lam, inner_lr, steps, forward, loss_fn, mlp_forward,
-                     x_query=None, y_query=None, cg_steps=None) -> tuple[float, float, int, int | None]:
+                     x_query=None, y_query=None, cg_steps=...) -> tuple[float, float, int, int | None]:
     """``imaml_adapt`` / ``imaml_meta_gradient``'s arguments: the task arrays and model as
     :func:`check_learned_call`, the proximal weight ``lam`` (finite, > 0), the inner step size
-    ``inner_lr`` (finite, > 0), ``steps`` >= 0 and, when given, ``cg_steps`` >= 1.
-    Returns ``(lam, inner_lr, steps, cg_steps)``."""
+    ``inner_lr`` (finite, > 0), ``steps`` >= 0 and, when passed, ``cg_steps`` >= 1 (None is rejected).
+    Returns ``(lam, inner_lr, steps, cg_steps)`` (``cg_steps`` None when not passed)."""
     steps = check_learned_call(params, x_support, y_support, steps, forward, loss_fn, mlp_forward,
                                x_query=x_query, y_query=y_query)
-    return (*check_imaml_options(lam, inner_lr, cg_steps), steps, cg_steps if cg_steps is None else int(cg_steps))
+    return (*check_imaml_options(lam, inner_lr, cg_steps), steps, None if cg_steps is ... else int(cg_steps))
 
 
-def check_imaml_options(lam, inner_lr, cg_steps=None) -> tuple[float, float]:
-    """iMAML's ``lam`` (finite, > 0), ``inner_lr`` (finite, > 0) and, unless None, ``cg_steps`` (>= 1);
-    returns ``(lam, inner_lr)``."""
+def check_imaml_options(lam, inner_lr, cg_steps=...) -> tuple[float, float]:
+    """iMAML's ``lam`` (finite, > 0), ``inner_lr`` (finite, > 0) and, when passed, ``cg_steps`` (an
+    integer >= 1); returns ``(lam, inner_lr)``."""
     lam = check_float(lam, "lam", 0.0, low_open=True)
     inner_lr = check_lr(inner_lr, "inner_lr")
-    if cg_steps is not None:
+    if cg_steps is not ...:
         check_positive_int(cg_steps, "cg_steps")
     return lam, inner_lr
 
