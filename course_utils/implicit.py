@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_utils.validation import check_array, check_float, check_positive_int
+from course_utils.validation import check_array, check_float, check_imaml_options, check_params, check_positive_int
 
 __all__ = ["conjugate_gradient_numpy", "linear_proximal_solution", "linear_implicit_gradient"]
 
@@ -110,3 +110,27 @@ def linear_implicit_gradient(features, y, features_query, y_query, theta, lam: f
     g_q = 2 * fq.T @ resid / fq.shape[0]
     a = 2 * f.T @ f / f.shape[0]
     return float(np.mean(resid ** 2)), np.linalg.solve(np.eye(f.shape[1]) + a / lam, g_q)
+
+
+def register_imaml_method(register, implicit_gradient, task_losses_fn) -> None:
+    """Register ``"imaml"`` with one framework's ``meta_train`` (called once by each of
+    :mod:`course_utils.torch.implicit` and :mod:`course_utils.tensorflow.implicit`).
+
+    Args:
+        register: that framework's ``register_meta_method``.
+        implicit_gradient: ``implicit_gradient(params, xs, ys, xq, yq, lam, inner_lr, steps, cg_steps,
+            task_losses) -> (meta_loss, grads)``, the framework's meta-gradient on tensors.
+        task_losses_fn: ``task_losses_fn(forward, loss_fn)`` → per-task losses of tiled weights.
+    """
+    def make_imaml(*, inner_lr, steps, first_order, forward, loss_fn, lam=1.0, cg_steps=5):
+        # first_order is ignored: iMAML never differentiates through the inner steps
+        lam, inner_lr = check_imaml_options(lam, inner_lr, cg_steps)
+        task_losses = task_losses_fn(forward, loss_fn)
+
+        def step(params, x_support, y_support, x_query, y_query):
+            check_params(params)
+            return implicit_gradient(params, x_support, y_support, x_query, y_query, lam, inner_lr, steps, cg_steps,
+                                     task_losses)
+        return step
+
+    register("imaml", make_imaml, doc="implicit MAML: proximal inner loop, CG meta-gradient; options lam, cg_steps")

@@ -288,8 +288,9 @@ def plot_memory_time(steps, memory_mb: dict, seconds: dict, *, title: str = "Cos
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    ms = {k: 1e3 * np.asarray(v) for k, v in seconds.items()}
     for ax, table, label in ((axes[0], memory_mb, "peak memory saved for backward (MiB)"),
-                             (axes[1], {k: 1e3 * np.asarray(v) for k, v in seconds.items()}, "time per meta-gradient (ms)")):
+                             (axes[1], ms, "time per meta-gradient (ms)")):
         for k, v in table.items():
             ax.plot(steps, v, "o-", label=k)
         ax.set(xlabel="inner steps S", ylabel=label)
@@ -322,7 +323,8 @@ def check_cg_two_steps(answer) -> bool:
     a, b = CG_TOY["a"], CG_TOY["b"]
     ref1, ref2 = conjugate_gradient_numpy(a, b, steps=1), conjugate_gradient_numpy(a, b, steps=2)
     if close(x1, ref2) and not close(x1, ref1):
-        return report(False, name, "x₁ is already the exact solution? After one step CG has only moved along p₀ = r₀ = b.")
+        return report(False, name, "x₁ is already the exact solution? After one step CG has only moved "
+                                   "along p₀ = r₀ = b.")
     if not close(x1, ref1):
         return report(False, name, "Step 1: r₀ = b, p₀ = r₀, α₀ = r₀ᵀr₀ / p₀ᵀAp₀, x₁ = α₀ p₀.")
     return report(close(x2, ref2), name, "Step 2: r₁ = r₀ − α₀Ap₀, β = r₁ᵀr₁ / r₀ᵀr₀, p₁ = r₁ + βp₀, "

@@ -17,7 +17,8 @@ configure_tensorflow_env()
 
 import tensorflow as tf  # noqa: E402
 
-from course_utils.validation import check_cg_call, check_imaml_call, check_imaml_options, check_params  # noqa: E402
+from course_utils.implicit import register_imaml_method  # noqa: E402
+from course_utils.validation import check_cg_call, check_imaml_call  # noqa: E402
 from course_utils.tensorflow.autodiff import hessian_vector_product  # noqa: E402
 from course_utils.tensorflow.core import as_task_tensors, mlp_forward, mse_loss, to_tensor  # noqa: E402
 from course_utils.tensorflow.learned import _task_losses_fn  # noqa: E402
@@ -112,17 +113,4 @@ def imaml_meta_gradient(params: dict, x_support, y_support, x_query, y_query, *,
     return _implicit_gradient(theta, xs, ys, xq, yq, lam, inner_lr, steps, cg_steps, _task_losses_fn(forward, loss_fn))
 
 
-def _imaml_step(*, inner_lr, steps, first_order, forward, loss_fn, lam=1.0, cg_steps=5):
-    """meta_train's step; ``first_order`` is ignored (iMAML never differentiates through the steps)."""
-    lam, inner_lr = check_imaml_options(lam, inner_lr, cg_steps)
-    task_losses = _task_losses_fn(forward, loss_fn)
-
-    def step(params, x_support, y_support, x_query, y_query):
-        check_params(params)
-        return _implicit_gradient(params, x_support, y_support, x_query, y_query, lam, inner_lr, steps, cg_steps,
-                                  task_losses)
-    return step
-
-
-register_meta_method("imaml", _imaml_step, doc="implicit MAML: proximal inner loop, CG meta-gradient; options lam, "
-                                               "cg_steps")
+register_imaml_method(register_meta_method, _implicit_gradient, _task_losses_fn)

@@ -20,9 +20,10 @@ from typing import Callable
 
 import torch
 
-from course_utils.validation import check_cg_call, check_imaml_call, check_imaml_options, check_params
+from course_utils.implicit import register_imaml_method
+from course_utils.validation import check_cg_call, check_imaml_call
 from course_utils.torch.autodiff import hessian_vector_product
-from course_utils.torch.core import as_task_tensors, mlp_forward, mse_loss
+from course_utils.torch.core import as_task_tensors, mlp_forward, mse_loss, to_tensor
 from course_utils.torch.learned import _task_losses_fn
 from course_utils.torch.training import register_meta_method
 
@@ -108,7 +109,7 @@ def imaml_adapt(params: Params, x_support, y_support, *, lam: float = 1.0, inner
     lam, inner_lr, steps, _ = check_imaml_call(params, x_support, y_support, lam=lam, inner_lr=inner_lr, steps=steps,
                                                forward=forward, loss_fn=loss_fn, mlp_forward=mlp_forward)
     xs, ys = as_task_tensors(x_support, y_support)
-    theta = {k: (v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=torch.float32)) for k, v in params.items()}
+    theta = {k: to_tensor(v) for k, v in params.items()}
     return _prox_adapt(theta, xs, ys, lam, inner_lr, steps, _task_losses_fn(forward, loss_fn))
 
 
@@ -145,21 +146,8 @@ def imaml_meta_gradient(params: Params, x_support, y_support, x_query, y_query, 
         params, x_support, y_support, lam=lam, inner_lr=inner_lr, steps=steps, forward=forward, loss_fn=loss_fn,
         mlp_forward=mlp_forward, x_query=x_query, y_query=y_query, cg_steps=cg_steps)
     xs, ys, xq, yq = as_task_tensors(x_support, y_support, x_query, y_query)
-    theta = {k: (v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=torch.float32)) for k, v in params.items()}
+    theta = {k: to_tensor(v) for k, v in params.items()}
     return _implicit_gradient(theta, xs, ys, xq, yq, lam, inner_lr, steps, cg_steps, _task_losses_fn(forward, loss_fn))
 
 
-def _imaml_step(*, inner_lr, steps, first_order, forward, loss_fn, lam=1.0, cg_steps=5):
-    """meta_train's step; ``first_order`` is ignored (iMAML never differentiates through the steps)."""
-    lam, inner_lr = check_imaml_options(lam, inner_lr, cg_steps)
-    task_losses = _task_losses_fn(forward, loss_fn)
-
-    def step(params, x_support, y_support, x_query, y_query):
-        check_params(params)
-        return _implicit_gradient(params, x_support, y_support, x_query, y_query, lam, inner_lr, steps, cg_steps,
-                                  task_losses)
-    return step
-
-
-register_meta_method("imaml", _imaml_step, doc="implicit MAML: proximal inner loop, CG meta-gradient; options lam, "
-                                               "cg_steps")
+register_imaml_method(register_meta_method, _implicit_gradient, _task_losses_fn)

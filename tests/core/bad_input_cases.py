@@ -466,12 +466,13 @@ def _core_cases() -> list[Case]:
     _three = lambda F: np.array([0.5, -1.0, 2.0])  # noqa: E731
     add(L + "meta_sgd_step_numpy", lambda F: {"theta": _three(F), "alpha": _three(F), "grad": _three(F)},
         linked=("theta", "alpha", "grad"))
-    I = "course_utils.implicit:"
+    IM = "course_utils.implicit:"
     _spd = lambda F: np.array([[4.0, 1.0], [1.0, 3.0]])  # noqa: E731
-    add(I + "conjugate_gradient_numpy", lambda F: {"a": _spd(F), "b": np.array([1.0, 2.0])})
+    add(IM + "conjugate_gradient_numpy", lambda F: {"a": _spd(F), "b": np.array([1.0, 2.0])})
     _lin = lambda F: {"features": np.ones((3, 2)) + np.eye(3, 2), "y": np.arange(3.0)}  # noqa: E731
-    add(I + "linear_proximal_solution", lambda F: {**_lin(F), "theta": np.zeros(2), "lam": 1.0}, linked=("features", "y"))
-    add(I + "linear_implicit_gradient", lambda F: {**_lin(F), "features_query": np.eye(2), "y_query": np.ones(2),
+    add(IM + "linear_proximal_solution", lambda F: {**_lin(F), "theta": np.zeros(2), "lam": 1.0},
+        linked=("features", "y"))
+    add(IM + "linear_implicit_gradient", lambda F: {**_lin(F), "features_query": np.eye(2), "y_query": np.ones(2),
                                                    "theta": np.zeros(2), "lam": 1.0},
         linked=("features", "y"))
     add(L + "meta_lstm_cell_numpy", lambda F: {"theta_prev": _three(F), "grad": _three(F), "forget": _three(F),

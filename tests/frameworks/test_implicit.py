@@ -130,8 +130,9 @@ def test_memory_does_not_grow_with_inner_steps():
 
 
 @pytest.mark.parametrize("fw", [ct, cf], ids=["torch", "tensorflow"])
-@pytest.mark.parametrize("bad, name", [({"lam": 0.0}, "lam"), ({"lam": float("nan")}, "lam"), ({"inner_lr": -1.0}, "inner_lr"),
-                                       ({"cg_steps": 0}, "cg_steps"), ({"steps": -1}, "steps")])
+@pytest.mark.parametrize("bad, name", [({"lam": 0.0}, "lam"), ({"lam": float("nan")}, "lam"),
+                                       ({"inner_lr": -1.0}, "inner_lr"), ({"cg_steps": 0}, "cg_steps"),
+                                       ({"steps": -1}, "steps")])
 def test_clear_errors(fw, bad, name):
     with pytest.raises(ValueError, match=name):
         fw.imaml_meta_gradient(THETA, *TASKS[:4], **{**KW, **bad})
