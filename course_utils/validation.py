@@ -1076,3 +1076,40 @@ def check_article_params(params, x=...) -> dict:
         check_array(x, "x", min_ndim=1, last=10, dtype="real")
         check_same_float_dtype(params=_first_float(params), x=x)
     return params
+
+
+# --------------------------------------------------------------------------- chapter 5's implicit MAML
+def check_imaml_call(params, x_support, y_support, *, lam, inner_lr, steps, forward, loss_fn, mlp_forward,
+                     x_query=None, y_query=None, cg_steps=...) -> tuple[float, float, int, int | None]:
+    """``imaml_adapt`` / ``imaml_meta_gradient``'s arguments: the task arrays and model as
+    :func:`check_learned_call`, the proximal weight ``lam`` (finite, > 0), the inner step size
+    ``inner_lr`` (finite, > 0), ``steps`` >= 0 and, when passed, ``cg_steps`` >= 1 (None is rejected).
+    Returns ``(lam, inner_lr, steps, cg_steps)`` (``cg_steps`` None when not passed)."""
+    steps = check_learned_call(params, x_support, y_support, steps, forward, loss_fn, mlp_forward,
+                               x_query=x_query, y_query=y_query)
+    return (*check_imaml_options(lam, inner_lr, cg_steps), steps, None if cg_steps is ... else int(cg_steps))
+
+
+def check_imaml_options(lam, inner_lr, cg_steps=...) -> tuple[float, float]:
+    """iMAML's ``lam`` (finite, > 0), ``inner_lr`` (finite, > 0) and, when passed, ``cg_steps`` (an
+    integer >= 1); returns ``(lam, inner_lr)``."""
+    lam = check_float(lam, "lam", 0.0, low_open=True)
+    inner_lr = check_lr(inner_lr, "inner_lr")
+    if cg_steps is not ...:
+        check_positive_int(cg_steps, "cg_steps")
+    return lam, inner_lr
+
+
+def check_cg_call(matvec, b, steps, tol, batch_dims) -> tuple[int, float, int]:
+    """``conjugate_gradient``'s arguments: a callable ``matvec``, a non-empty dict ``b`` of tensors
+    (each with at least ``batch_dims`` axes), ``steps`` >= 1, ``tol`` >= 0 and ``batch_dims`` 0 or 1."""
+    check_callable(matvec, "matvec")
+    check_params(b, "b")
+    steps = check_positive_int(steps, "steps")
+    tol = check_float(tol, "tol", 0.0)
+    batch_dims = check_int(batch_dims, "batch_dims", 0, 1)
+    if batch_dims:
+        lead = {k: _shape(v)[:1] for k, v in b.items()}
+        if any(len(s) < 1 for s in lead.values()) or len(set(lead.values())) != 1:
+            raise ValueError(f"b's tensors must share their leading (batch) axis when batch_dims=1, got {lead}")
+    return steps, tol, batch_dims

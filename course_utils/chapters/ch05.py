@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from course_utils.grading import close, report
+from course_utils.implicit import conjugate_gradient_numpy
 from course_utils.nets import mlp_forward_numpy
 from course_utils.plots import _axes, new_figure, show_figure
 from course_utils.sweeps import X_PLOT, best_lambdas, param_distance, unstack
@@ -27,7 +28,22 @@ __all__ = [
     "check_function_penalty_gradient",
     "check_function_metric",
     "check_sum_convention",
+    "CG_TOY",
+    "QUAD_TOY",
+    "MEMORY_TOY",
+    "saved_tensors_peak",
+    "plot_memory_time",
+    "check_cg_two_steps",
+    "check_implicit_gradient_1d",
+    "check_memory_counts",
 ]
+
+#: Exercise 4: a 2 × 2 symmetric positive-definite system A x = b for conjugate gradient by hand.
+CG_TOY = {"a": np.array([[4.0, 1.0], [1.0, 3.0]]), "b": np.array([1.0, 2.0])}
+#: Exercise 5: support loss L̂(φ) = a/2 (φ − c)², query loss L_q(φ) = ½(φ − d)², θ and λ.
+QUAD_TOY = {"a": 3.0, "c": 0.5, "d": -1.0, "theta": 2.0, "lam": 1.5}
+#: Exercise 6: inner steps S and conjugate-gradient steps of one meta-gradient.
+MEMORY_TOY = {"steps": 20, "cg_steps": 5}
 
 PRIORS = {"function": "function space λ·D(f_φ, f*)", "proximal": "parameter space λ/2‖φ − θ‖²"}
 GRID = np.linspace(-5, 5, 41, dtype=np.float32).reshape(-1, 1)
@@ -212,3 +228,141 @@ def check_sum_convention(answer, *, sweep: dict, penalty: str = "function") -> b
     else:
         hint = "Start from the best λ of each K in the sweep (one value per K, in the order of sweep['k_shots'])."
     return report(False, name, hint)
+
+
+# ------------------------------------------------------------------ iMAML: measuring memory and time
+def saved_tensors_peak(fn: Callable, *args, **kwargs) -> tuple[object, int]:
+    """Run ``fn(*args, **kwargs)`` and return ``(result, peak_bytes)``: the largest number of bytes
+    that PyTorch's autograd held *for backward* at any moment of the call.
+
+    Every tensor autograd saves for a backward pass goes through
+    ``torch.autograd.graph.saved_tensors_hooks``; the hook counts its storage's bytes while the
+    saved tensor is alive (a storage saved several times counts once) and releases them when the
+    graph holding it is freed. That is the memory that back-propagating through an inner loop
+    costs; the weights, data and results of ``fn`` are not counted.
+    """
+    import torch
+    from course_utils.validation import check_callable
+
+    check_callable(fn, "fn")
+    live: dict[int, list[int]] = {}  # storage pointer -> [references, bytes]
+    state = {"now": 0, "peak": 0}
+
+    class _Held:
+        __slots__ = ("tensor", "key")
+
+        def __init__(self, tensor):
+            self.tensor = tensor
+            storage = tensor.untyped_storage()
+            self.key = storage.data_ptr()
+            entry = live.setdefault(self.key, [0, storage.nbytes()])
+            if entry[0] == 0:
+                state["now"] += entry[1]
+                state["peak"] = max(state["peak"], state["now"])
+            entry[0] += 1
+
+        def __del__(self):
+            entry = live[self.key]
+            entry[0] -= 1
+            if entry[0] == 0:
+                state["now"] -= entry[1]
+                del live[self.key]
+
+    with torch.autograd.graph.saved_tensors_hooks(_Held, lambda held: held.tensor):
+        out = fn(*args, **kwargs)
+    return out, state["peak"]
+
+
+def plot_memory_time(steps, memory_mb: dict, seconds: dict, *, title: str = "Cost of one meta-gradient"):
+    """Two panels against the number of inner steps: autograd's peak saved memory (MiB) and the
+    wall time (ms) of one meta-gradient, one line per method (``{name: values per step count}``)."""
+    steps = check_numbers(steps, "steps", integer=True, low=0)
+    check_mapping(memory_mb, "memory_mb", "a dict {method: MiB per step count}")
+    check_mapping(seconds, "seconds", "a dict {method: seconds per step count}")
+    check_str(title, "title")
+    for name, table in (("memory_mb", memory_mb), ("seconds", seconds)):
+        for k, v in table.items():
+            check_array(v, f"{name}[{k!r}]", ndim=1, dtype="real")
+            if len(v) != len(steps):
+                raise ValueError(f"{name}[{k!r}] must have one value per step count ({len(steps)}), got {len(v)}")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    ms = {k: 1e3 * np.asarray(v) for k, v in seconds.items()}
+    for ax, table, label in ((axes[0], memory_mb, "peak memory saved for backward (MiB)"),
+                             (axes[1], ms, "time per meta-gradient (ms)")):
+        for k, v in table.items():
+            ax.plot(steps, v, "o-", label=k)
+        ax.set(xlabel="inner steps S", ylabel=label)
+        ax.legend(fontsize="small")
+    axes[0].set_title("Memory")
+    axes[1].set_title("Time")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------ iMAML challenge checkers
+def _numbers(answer, n: int):
+    try:
+        v = np.asarray(answer, dtype=float).ravel()
+    except (TypeError, ValueError):
+        return None
+    return v if v.size == n and np.all(np.isfinite(v)) else None
+
+
+def check_cg_two_steps(answer) -> bool:
+    """Exercise 4: the conjugate-gradient iterates x₁ and x₂ from x₀ = 0 for :data:`CG_TOY`,
+    as ``{"x1": [., .], "x2": [., .]}``."""
+    name = "conjugate gradient on a 2 × 2 system"
+    if not isinstance(answer, dict) or not {"x1", "x2"} <= set(answer):
+        return report(False, name, 'Set answer to a dict {"x1": x₁, "x2": x₂} of two 2-vectors.')
+    x1, x2 = _numbers(answer["x1"], 2), _numbers(answer["x2"], 2)
+    if x1 is None or x2 is None:
+        return report(False, name, "x1 and x2 must each be two finite numbers.")
+    a, b = CG_TOY["a"], CG_TOY["b"]
+    ref1, ref2 = conjugate_gradient_numpy(a, b, steps=1), conjugate_gradient_numpy(a, b, steps=2)
+    if close(x1, ref2) and not close(x1, ref1):
+        return report(False, name, "x₁ is already the exact solution? After one step CG has only moved "
+                                   "along p₀ = r₀ = b.")
+    if not close(x1, ref1):
+        return report(False, name, "Step 1: r₀ = b, p₀ = r₀, α₀ = r₀ᵀr₀ / p₀ᵀAp₀, x₁ = α₀ p₀.")
+    return report(close(x2, ref2), name, "Step 2: r₁ = r₀ − α₀Ap₀, β = r₁ᵀr₁ / r₀ᵀr₀, p₁ = r₁ + βp₀, "
+                                         "α₁ = r₁ᵀr₁ / p₁ᵀAp₁, x₂ = x₁ + α₁p₁ (it must solve A x = b).")
+
+
+def check_implicit_gradient_1d(answer) -> bool:
+    """Exercise 5: d/dθ L_q(φ*(θ)) for the 1-D quadratics of :data:`QUAD_TOY` (a number)."""
+    name = "implicit gradient of a 1-D quadratic"
+    v = _numbers(answer, 1)
+    if v is None:
+        return report(False, name, "Set answer to one number, dL_q(φ*(θ))/dθ.")
+    q = QUAD_TOY
+    phi = (q["a"] * q["c"] + q["lam"] * q["theta"]) / (q["a"] + q["lam"])
+    jac = 1.0 / (1.0 + q["a"] / q["lam"])
+    if close(v[0], phi - q["d"]):
+        return report(False, name, "That is ∇L_q(φ*) alone: multiply by dφ*/dθ = (1 + H/λ)⁻¹.")
+    if close(v[0], (q["theta"] - q["d"]) * jac):
+        return report(False, name, "The query gradient is taken at the adapted φ*, not at θ.")
+    return report(close(v[0], (phi - q["d"]) * jac), name,
+                  "φ* solves a(φ − c) + λ(φ − θ) = 0; then multiply L_q'(φ*) = φ* − d by dφ*/dθ.")
+
+
+def check_memory_counts(answer) -> bool:
+    """Exercise 6: for :data:`MEMORY_TOY`, how many inner iterates each method must keep for its
+    meta-gradient and how many Hessian-vector products iMAML's costs:
+    ``{"maml_iterates": int, "imaml_iterates": int, "imaml_hvps": int}``."""
+    name = "why iMAML's memory does not grow"
+    keys = {"maml_iterates", "imaml_iterates", "imaml_hvps"}
+    if not isinstance(answer, dict) or not keys <= set(answer):
+        return report(False, name, f"Set answer to a dict with the keys {sorted(keys)} (integers).")
+    try:
+        got = {k: float(answer[k]) for k in keys}
+    except (TypeError, ValueError):
+        return report(False, name, "Each value must be a number.")
+    s, k = MEMORY_TOY["steps"], MEMORY_TOY["cg_steps"]
+    if got["maml_iterates"] not in (s, s + 1):
+        return report(False, name, "Back-propagating through S steps needs every step's graph: one per step.")
+    if got["imaml_iterates"] != 1:
+        return report(False, name, "The implicit gradient is evaluated at one point only: which one?")
+    return report(got["imaml_hvps"] == k, name, "Each CG step multiplies one vector by (I + H/λ).")

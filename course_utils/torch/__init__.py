@@ -3,7 +3,9 @@
 Submodules: ``core`` (parameters, MLP, losses, the MAML inner loop), ``autodiff`` (chapter 2),
 ``objectives`` (chapters 3 and 5), ``distill`` (chapter 4), ``meta`` and ``convnet`` (MAML,
 chapter 6), ``first_order`` (FOMAML, Reptile, ANIL, chapter 7), ``training`` (the one
-``meta_train`` for every method), ``metric`` (ProtoNets, Matching Nets, ProtoMAML, chapter 8).
+``meta_train`` for every method), ``metric`` (ProtoNets, Matching Nets, ProtoMAML, chapter 8),
+``learned`` (Meta-SGD, the meta-learner LSTM, chapter 10), ``article`` (the source article's two
+models, chapter 11), ``implicit`` (iMAML, chapter 5).
 Each submodule's ``__all__`` is re-exported here; a test checks that both halves export the same
 names with the same signatures.
 """
@@ -18,6 +20,7 @@ from course_utils.torch.training import *  # noqa: F401,F403
 from course_utils.torch.metric import *  # noqa: F401,F403
 from course_utils.torch.learned import *  # noqa: F401,F403
 from course_utils.torch.article import *  # noqa: F401,F403
+from course_utils.torch.implicit import *  # noqa: F401,F403
 
 from course_utils.torch import core as _core  # noqa: E402
 from course_utils.torch import autodiff as _autodiff  # noqa: E402
@@ -30,7 +33,8 @@ from course_utils.torch import training as _training  # noqa: E402
 from course_utils.torch import metric as _metric  # noqa: E402
 from course_utils.torch import learned as _learned  # noqa: E402
 from course_utils.torch import article as _article  # noqa: E402
+from course_utils.torch import implicit as _implicit  # noqa: E402
 
 _MODULES = (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training, _metric, _learned,
-            _article)
+            _article, _implicit)
 __all__ = [n for _m in _MODULES for n in _m.__all__]

@@ -334,6 +334,15 @@ def _fw_cases() -> list[Case]:
     add("article_forward", lambda F: {"params": F.fw.from_numpy(_art(F)), "x": F.t(_x10(F))})
     add("MetaLearner", lambda F: {})
     add("TaskLearner", lambda F: {})
+    # ---- implicit MAML (chapter 5)
+    _b = lambda F: {k: F.t(np.asarray(v) * 0 + 1) for k, v in F.mlp.items()}  # noqa: E731
+    add("conjugate_gradient", lambda F: {"matvec": lambda v: {k: 2 * x for k, x in v.items()}, "b": _b(F), "steps": 2},
+        kinds={"b": "params"},
+        valid={("b", v): "any dict of tensors is a right-hand side" for v in ("missing key", "wrong shape")})
+    add("imaml_adapt", lambda F: {"params": F.fw.from_numpy(F.mlp), **_sup(F), "steps": 1},
+        linked=("x_support", "y_support"))
+    add("imaml_meta_gradient", lambda F: {"params": F.fw.from_numpy(F.mlp), **_tasks4_t(F), "steps": 1, "cg_steps": 1},
+        **_LIN)
     return c
 
 
@@ -471,6 +480,15 @@ def _core_cases() -> list[Case]:
     _three = lambda F: np.array([0.5, -1.0, 2.0])  # noqa: E731
     add(L + "meta_sgd_step_numpy", lambda F: {"theta": _three(F), "alpha": _three(F), "grad": _three(F)},
         linked=("theta", "alpha", "grad"))
+    IM = "course_utils.implicit:"
+    _spd = lambda F: np.array([[4.0, 1.0], [1.0, 3.0]])  # noqa: E731
+    add(IM + "conjugate_gradient_numpy", lambda F: {"a": _spd(F), "b": np.array([1.0, 2.0])})
+    _lin = lambda F: {"features": np.ones((3, 2)) + np.eye(3, 2), "y": np.arange(3.0)}  # noqa: E731
+    add(IM + "linear_proximal_solution", lambda F: {**_lin(F), "theta": np.zeros(2), "lam": 1.0},
+        linked=("features", "y"))
+    add(IM + "linear_implicit_gradient", lambda F: {**_lin(F), "features_query": np.eye(2), "y_query": np.ones(2),
+                                                   "theta": np.zeros(2), "lam": 1.0},
+        linked=("features", "y"))
     add(L + "meta_lstm_cell_numpy", lambda F: {"theta_prev": _three(F), "grad": _three(F), "forget": _three(F),
                                                "input_gate": _three(F)},
         valid={(g, "trailing axis dropped"): "documented: a gate may be one number" for g in ("forget", "input_gate")})
@@ -644,6 +662,12 @@ def _chapter_cases() -> list[Case]:
     add("ch11:article_failures", lambda F: {})
     for n in ("check_broadcast_loss", "check_pooled_optimum", "check_adapted_counts"):
         add(f"ch11:{n}", lambda F: {"answer": None}, kinds=chk)
+    for n in ("check_cg_two_steps", "check_implicit_gradient_1d", "check_memory_counts"):
+        add(f"ch05:{n}", lambda F: {"answer": None}, kinds=chk)
+    add("ch05:saved_tensors_peak", lambda F: {"fn": lambda: 1})
+    add("ch05:plot_memory_time", lambda F: {"steps": [1, 2], "memory_mb": {"a": np.array([1.0, 2.0])},
+                                            "seconds": {"a": np.array([0.1, 0.2])}},
+        kinds={"memory_mb": "object", "seconds": "object"})
     return c
 
 
