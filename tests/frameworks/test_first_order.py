@@ -195,9 +195,9 @@ def test_vectorised_steps_match_references(fw, mlp, tasks):
 
 def test_make_meta_step_validates():
     with pytest.raises(ValueError, match="method"):
-        ct.make_meta_step("imaml")
+        ct.make_meta_step("no_such_method")
     with pytest.raises(ValueError, match="method"):
-        cf.make_meta_step("imaml")
+        cf.make_meta_step("no_such_method")
     with pytest.raises(ValueError, match="inner_lr"):
         ct.make_meta_step("anil", inner_lr=-1.0)
     with pytest.raises(ValueError, match="reptile_steps"):

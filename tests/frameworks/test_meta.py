@@ -227,7 +227,7 @@ def test_bad_arguments_raise(sine, mod):
     with pytest.raises(ValueError, match="n_iterations"):
         mod.meta_train("maml", params, lambda rng: tasks, n_iterations=0)
     with pytest.raises(ValueError, match="method"):
-        mod.meta_train("imaml", params, lambda rng: tasks)
+        mod.meta_train("no_such_method", params, lambda rng: tasks)
 
 
 # --------------------------------------------------------------------------- chapter 6 helpers
