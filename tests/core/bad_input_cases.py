@@ -662,6 +662,18 @@ def _chapter_cases() -> list[Case]:
     add("ch11:article_failures", lambda F: {})
     for n in ("check_broadcast_loss", "check_pooled_optimum", "check_adapted_counts"):
         add(f"ch11:{n}", lambda F: {"answer": None}, kinds=chk)
+    add("ch12:character_subset", lambda F: {"characters": F.class_images, "n_characters": 2, "seed": 0},
+        kinds={"characters": "images"})
+    _w = lambda: {"w": np.ones((2, 2)), "b": np.full(2, 0.5)}  # noqa: E731
+    add("ch12:layer_change", lambda F: {"theta": _w(), "phi": _w()}, kinds={"theta": "params", "phi": "params"})
+    add("ch12:format_table", lambda F: {"rows": [{"a": 1.0}], "columns": [("a", "A", ".1f")]},
+        kinds={"rows": "object", "columns": "object"})
+    add("ch12:plot_scarcity", lambda F: {"n_characters": np.array([10.0, 50.0]),
+                                         "results": {"m": np.array([[0.5, 0.01], [0.6, 0.01]])}},
+        kinds={"results": "object"})
+    add("ch12:plot_layer_change", lambda F: {"changes": {"m": {"a": 0.1, "b": 0.2}}}, kinds={"changes": "object"})
+    for n in ("check_maml_quadratic", "check_ci95", "check_layer_change"):
+        add(f"ch12:{n}", lambda F: {"answer": None}, kinds=chk)
     for n in ("check_cg_two_steps", "check_implicit_gradient_1d", "check_memory_counts"):
         add(f"ch05:{n}", lambda F: {"answer": None}, kinds=chk)
     add("ch05:saved_tensors_peak", lambda F: {"fn": lambda: 1})
