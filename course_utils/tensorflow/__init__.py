@@ -5,7 +5,7 @@ Submodules: ``core`` (parameters, MLP, losses, the MAML inner loop), ``autodiff`
 chapter 6), ``first_order`` (FOMAML, Reptile, ANIL, chapter 7), ``training`` (the one
 ``meta_train`` for every method), ``metric`` (ProtoNets, Matching Nets, ProtoMAML, chapter 8),
 ``learned`` (Meta-SGD, the meta-learner LSTM, chapter 10), ``article`` (the source article's two
-models, chapter 11), ``implicit`` (iMAML, chapter 5).
+models, chapter 11), ``implicit`` (iMAML, chapter 5), ``blackbox`` (the conditional neural process, chapter 9).
 Each submodule's ``__all__`` is re-exported here; a test checks that both halves export the same
 names with the same signatures.
 """
@@ -25,6 +25,7 @@ from course_utils.tensorflow.metric import *  # noqa: E402,F401,F403
 from course_utils.tensorflow.learned import *  # noqa: E402,F401,F403
 from course_utils.tensorflow.article import *  # noqa: E402,F401,F403
 from course_utils.tensorflow.implicit import *  # noqa: E402,F401,F403
+from course_utils.tensorflow.blackbox import *  # noqa: E402,F401,F403
 
 from course_utils.tensorflow import core as _core  # noqa: E402
 from course_utils.tensorflow import autodiff as _autodiff  # noqa: E402
@@ -38,7 +39,8 @@ from course_utils.tensorflow import metric as _metric  # noqa: E402
 from course_utils.tensorflow import learned as _learned  # noqa: E402
 from course_utils.tensorflow import article as _article  # noqa: E402
 from course_utils.tensorflow import implicit as _implicit  # noqa: E402
+from course_utils.tensorflow import blackbox as _blackbox  # noqa: E402
 
 _MODULES = (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training, _metric, _learned,
-            _article, _implicit)
+            _article, _implicit, _blackbox)
 __all__ = [n for _m in _MODULES for n in _m.__all__]

@@ -5,7 +5,7 @@ Submodules: ``core`` (parameters, MLP, losses, the MAML inner loop), ``autodiff`
 chapter 6), ``first_order`` (FOMAML, Reptile, ANIL, chapter 7), ``training`` (the one
 ``meta_train`` for every method), ``metric`` (ProtoNets, Matching Nets, ProtoMAML, chapter 8),
 ``learned`` (Meta-SGD, the meta-learner LSTM, chapter 10), ``article`` (the source article's two
-models, chapter 11), ``implicit`` (iMAML, chapter 5).
+models, chapter 11), ``implicit`` (iMAML, chapter 5), ``blackbox`` (the conditional neural process, chapter 9).
 Each submodule's ``__all__`` is re-exported here; a test checks that both halves export the same
 names with the same signatures.
 """
@@ -21,6 +21,7 @@ from course_utils.torch.metric import *  # noqa: F401,F403
 from course_utils.torch.learned import *  # noqa: F401,F403
 from course_utils.torch.article import *  # noqa: F401,F403
 from course_utils.torch.implicit import *  # noqa: F401,F403
+from course_utils.torch.blackbox import *  # noqa: F401,F403
 
 from course_utils.torch import core as _core  # noqa: E402
 from course_utils.torch import autodiff as _autodiff  # noqa: E402
@@ -34,7 +35,8 @@ from course_utils.torch import metric as _metric  # noqa: E402
 from course_utils.torch import learned as _learned  # noqa: E402
 from course_utils.torch import article as _article  # noqa: E402
 from course_utils.torch import implicit as _implicit  # noqa: E402
+from course_utils.torch import blackbox as _blackbox  # noqa: E402
 
 _MODULES = (_core, _autodiff, _objectives, _distill, _meta, _convnet, _first_order, _training, _metric, _learned,
-            _article, _implicit)
+            _article, _implicit, _blackbox)
 __all__ = [n for _m in _MODULES for n in _m.__all__]

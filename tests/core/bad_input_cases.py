@@ -326,6 +326,13 @@ def _fw_cases() -> list[Case]:
         linked=("x_support", "y_support"))
     add("learned_curve", lambda F: {"method": "metasgd", "params": _msgd(F), **_tasks4(F), "steps": 1},
         kinds={"method": "choice"}, **_LIN)
+    # ---- black-box meta-learners (chapter 9)
+    from course_utils.blackbox import init_cnp
+    _cnp = lambda F: init_cnp(0, hidden=4, r_dim=3)  # noqa: E731
+    _ctx = lambda F: {"x_context": F.t(F.tasks[0]), "y_context": F.t(F.tasks[1]), "x_target": F.t(F.tasks[2])}  # noqa: E731
+    add("cnp_forward", lambda F: {"params": F.fw.from_numpy(_cnp(F)), **_ctx(F)},
+        linked=("x_context", "y_context", "x_target"))
+    add("cnp_loss", lambda F: {"params": F.fw.from_numpy(_cnp(F)), **_tasks4_t(F)}, **_LIN)
     # ---- the article's two models (chapter 11)
     from course_utils.article import init_article_nets
     _art = lambda F: init_article_nets(0)  # noqa: E731
@@ -480,6 +487,27 @@ def _core_cases() -> list[Case]:
     _three = lambda F: np.array([0.5, -1.0, 2.0])  # noqa: E731
     add(L + "meta_sgd_step_numpy", lambda F: {"theta": _three(F), "alpha": _three(F), "grad": _three(F)},
         linked=("theta", "alpha", "grad"))
+    BB = "course_utils.blackbox:"
+    from course_utils.blackbox import SequenceSampler
+    _cnp0 = lambda F: importlib.import_module("course_utils.blackbox").init_cnp(0, hidden=4, r_dim=3)  # noqa: E731
+    _ctx0 = lambda F: {"x_context": F.tasks[0], "y_context": F.tasks[1], "x_target": F.tasks[2]}  # noqa: E731
+    add(BB + "init_cnp", lambda F: {"rng": 0, "hidden": 4, "r_dim": 3})
+    add(BB + "split_cnp", lambda F: {"params": _cnp0(F)})
+    add(BB + "check_cnp_call", lambda F: {"params": _cnp0(F), **_ctx0(F)},
+        linked=("x_context", "y_context", "x_target"))
+    add(BB + "cnp_forward_numpy", lambda F: {"params": _cnp0(F), **_ctx0(F)},
+        linked=("x_context", "y_context", "x_target"))
+    add(BB + "cnp_nll_numpy", lambda F: {"mu": F.tasks[1], "sigma": np.ones_like(F.tasks[1]), "y": F.tasks[1]},
+        linked=("mu", "sigma", "y"))
+    add(BB + "tile_context", lambda F: {"x_support": F.tasks[0], "y_support": F.tasks[1], "k": 1},
+        linked=("x_support", "y_support"))
+    add(BB + "SequenceSampler", lambda F: {"images": F.class_images, "n_classes": 2, "instances": 2, "size": 6},
+        kinds={"images": "images"})
+    add(BB + "SequenceSampler", lambda F: {"self": SequenceSampler(F.class_images, n_classes=2, instances=2, size=6),
+                                           "n_episodes": 2, "rng": 0}, method="sample_batch")
+    _seq = lambda F: SequenceSampler(F.class_images, n_classes=2, instances=2, size=6).sample_batch(2, rng=0)  # noqa: E731
+    add(BB + "instance_accuracy", lambda F: {"logits": np.random.default_rng(0).random((2, 4, 2)), "y": _seq(F).y,
+                                             "instance": _seq(F).instance}, linked=("logits", "y", "instance"))
     IM = "course_utils.implicit:"
     _spd = lambda F: np.array([[4.0, 1.0], [1.0, 3.0]])  # noqa: E731
     add(IM + "conjugate_gradient_numpy", lambda F: {"a": _spd(F), "b": np.array([1.0, 2.0])})
@@ -773,6 +801,7 @@ NOT_PROBED = {
     "Omniglot": "record type returned by load_omniglot",
     "GaussianDemo": "record type returned by make_gaussian_demo",
     "LwFSetup": "record type of chapter 4 (a plain container of arrays)",
+    "SequenceBatch": "record type (dataclass) returned by SequenceSampler.sample_batch",
     # exceptions and warnings: raised by the package, not called by learners
     "DamagedFileError": "exception class", "DamagedFileWarning": "warning class",
     "SyntheticDataWarning": "warning class",

@@ -24,11 +24,11 @@ from tests.core import bad_input_cases as cases
 CORE_MODULES = ["course_utils.tasks", "course_utils.nets", "course_utils.seed", "course_utils.grading",
                 "course_utils.sweeps", "course_utils.plots", "course_utils.widgets", "course_utils.data",
                 "course_utils.training", "course_utils.env", "course_utils.metric", "course_utils.learned",
-                "course_utils.article", "course_utils.implicit"]
+                "course_utils.article", "course_utils.implicit", "course_utils.blackbox"]
 CORE_MODULES += [f"course_utils.chapters.ch0{i}" for i in range(9)]
 CORE_MODULES += ["course_utils.chapters.ch10", "course_utils.chapters.ch11", "course_utils.chapters.ch12"]
 FW_SUBMODULES = ["core", "autodiff", "objectives", "distill", "meta", "convnet", "first_order", "training", "metric",
-                 "learned", "article", "implicit"]
+                 "learned", "article", "implicit", "blackbox"]
 MODULES = CORE_MODULES + [f"{fw}.{m}" for fw in ("torch", "tensorflow") for m in FW_SUBMODULES]
 
 

@@ -1,0 +1,89 @@
+"""Chapter 9's black-box meta-learners: the CNP against its NumPy reference in both frameworks,
+gradient and training parity, the exact context tiling, and clear errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import course_utils.tensorflow as cf
+import course_utils.torch as ct
+from course_utils import sample_sinusoid_tasks
+from course_utils.blackbox import cnp_forward_numpy, cnp_nll_numpy, init_cnp, split_cnp, tile_context
+from course_utils.grading import max_abs_diff
+
+CNP = init_cnp(0, hidden=32, r_dim=16)
+TASKS = sample_sinusoid_tasks(4, 10, 6, rng=1)
+
+
+def _grads_torch(p, *data):
+    t = ct.from_numpy(p)
+    loss = ct.cnp_loss(t, *ct.as_task_tensors(*data))
+    return loss.item(), dict(zip(t, torch.autograd.grad(loss, list(t.values()))))
+
+
+def test_forward_matches_numpy_in_both_frameworks():
+    mu_n, s_n = cnp_forward_numpy(CNP, TASKS.x_support, TASKS.y_support, TASKS.x_query)
+    mu_t, s_t = ct.cnp_forward(ct.from_numpy(CNP), *ct.as_task_tensors(TASKS.x_support, TASKS.y_support, TASKS.x_query))
+    mu_f, s_f = cf.cnp_forward(cf.from_numpy(CNP), *cf.as_task_tensors(TASKS.x_support, TASKS.y_support, TASKS.x_query))
+    assert mu_n.shape == (4, 6, 1) and s_n.shape == (4, 6, 1) and (s_n >= 0.1).all()
+    for mu, s in ((mu_t.detach().numpy(), s_t.detach().numpy()), (mu_f.numpy(), s_f.numpy())):
+        assert np.abs(mu - mu_n).max() < 1e-5 and np.abs(s - s_n).max() < 1e-5
+    x_t = np.concatenate([TASKS.x_support, TASKS.x_query], 1)
+    y_t = np.concatenate([TASKS.y_support, TASKS.y_query], 1)
+    ref = cnp_nll_numpy(*cnp_forward_numpy(CNP, TASKS.x_support, TASKS.y_support, x_t), y_t)
+    loss_t, _ = _grads_torch(CNP, *TASKS[:4])
+    loss_f = float(cf.cnp_loss(cf.from_numpy(CNP), *cf.as_task_tensors(*TASKS[:4])))
+    assert abs(loss_t - ref) < 1e-5 and abs(loss_f - ref) < 1e-5
+
+
+def test_representation_is_permutation_invariant_and_a_mean():
+    perm = np.random.default_rng(0).permutation(10)
+    a = cnp_forward_numpy(CNP, TASKS.x_support, TASKS.y_support, TASKS.x_query)[0]
+    b = cnp_forward_numpy(CNP, TASKS.x_support[:, perm], TASKS.y_support[:, perm], TASKS.x_query)[0]
+    assert np.abs(a - b).max() < 1e-10
+    # tiling k points to the full length gives exactly the prediction from the k points
+    for k in (1, 2, 5, 10):
+        xs, ys = tile_context(TASKS.x_support, TASKS.y_support, k)
+        assert xs.shape == TASKS.x_support.shape and np.array_equal(xs[:, k % 10], TASKS.x_support[:, 0])
+        tiled = cnp_forward_numpy(CNP, xs, ys, TASKS.x_query)[0]
+        plain = cnp_forward_numpy(CNP, TASKS.x_support[:, :k], TASKS.y_support[:, :k], TASKS.x_query)[0]
+        assert np.abs(tiled - plain).max() < 1e-10
+    with pytest.raises(ValueError, match="k must divide"):
+        tile_context(TASKS.x_support, TASKS.y_support, 3)
+
+
+def test_gradients_agree_between_frameworks_and_the_context_matters():
+    _, gt = _grads_torch(CNP, *TASKS[:4])
+    p = cf.from_numpy(CNP, requires_grad=False)
+    _, gf = cf.make_meta_step("cnp")(p, *cf.as_task_tensors(*TASKS[:4]))
+    scale = max(float(v.abs().max()) for v in gt.values())
+    assert max_abs_diff(gt, gf) < 1e-4 * scale
+    assert all(float(v.abs().max()) > 0 for v in gt.values()), "every weight gets a gradient"
+    # the prediction depends on the context: other support points, other μ
+    other = sample_sinusoid_tasks(4, 10, 6, rng=2)
+    mu_a = cnp_forward_numpy(CNP, TASKS.x_support, TASKS.y_support, TASKS.x_query)[0]
+    mu_b = cnp_forward_numpy(CNP, other.x_support, other.y_support, TASKS.x_query)[0]
+    assert np.abs(mu_a - mu_b).max() > 1e-3
+
+
+def test_meta_train_learns_and_frameworks_agree():
+    sample = lambda r: sample_sinusoid_tasks(8, 10, 10, rng=r)[:4]  # noqa: E731
+    pt, ht = ct.meta_train("cnp", CNP, sample, n_iterations=60, outer_lr=1e-3, rng=5, progress=False)
+    pf, hf = cf.meta_train("cnp", CNP, sample, n_iterations=60, outer_lr=1e-3, rng=5, progress=False)
+    assert np.mean(ht.loss[-10:]) < np.mean(ht.loss[:10])
+    assert np.abs(np.array(ht.loss) - np.array(hf.loss)).max() < 1e-3 * np.mean(ht.loss)
+    assert max_abs_diff(pt, pf) < 1e-3
+
+
+def test_split_and_bad_inputs_name_the_argument():
+    enc, dec = split_cnp(CNP)
+    assert set(enc) == {"w0", "b0", "w1", "b1", "w2", "b2"} and dec["w0"].shape == (17, 32)
+    with pytest.raises(ValueError, match="params"):
+        split_cnp({"w0": np.zeros((1, 2))})
+    with pytest.raises(ValueError, match="y_context"):
+        cnp_forward_numpy(CNP, TASKS.x_support, TASKS.y_support[..., 0], TASKS.x_query)
+    with pytest.raises(ValueError, match="x_target"):
+        ct.cnp_forward(ct.from_numpy(CNP), *ct.as_task_tensors(TASKS.x_support, TASKS.y_support, TASKS.x_query[:2]))
+    with pytest.raises(ValueError, match="depth"):
+        init_cnp(0, depth=1)
