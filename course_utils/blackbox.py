@@ -10,6 +10,12 @@ the course's one ``meta_train`` (see :mod:`course_utils.torch.blackbox` and
   maps (r, x) to a Gaussian N(μ(x), σ(x)²) over y. Parameters: ``enc_w0, enc_b0, ...`` and
   ``dec_w0, dec_b0, ...`` (two MLPs in :mod:`course_utils.nets`' layout).
 
+* **Memory-augmented neural network** (MANN, Santoro et al. 2016), ``method="mann"``: an LSTM
+  controller reads image t with the label of image t − 1 and writes keys into an external memory
+  (least-recently-used writes) and reads it back by cosine similarity. With ``n_reads=0`` the
+  same layout is the plain LSTM baseline (no memory). Parameters: ``lstm_w, lstm_b`` (gates
+  i, f, g, o), ``key_w, key_b`` and ``gate_w, gate_b`` (one key and one write gate σ(α) per
+  read head), ``out_w, out_b``.
 * **Sequence learners on Omniglot** (Santoro et al. 2016's protocol): :class:`SequenceSampler`
   draws episodes of ``n_classes`` characters × ``instances`` drawings in a random order, with
   labels assigned at random per episode; the learner sees image t with the label of image t − 1
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 
 from course_utils.nets import init_mlp
 from course_utils.seed import check_rng
-from course_utils.validation import (check_array, check_bool, check_int, check_labels, check_params,
+from course_utils.validation import (check_array, check_bool, check_float, check_int, check_labels, check_params,
                                      check_positive_int,
                                      check_same_float_dtype, check_task_arrays)
 
@@ -42,6 +48,11 @@ __all__ = [
     "SequenceBatch",
     "SequenceSampler",
     "instance_accuracy",
+    "init_mann",
+    "mann_sizes",
+    "content_read_weights",
+    "least_used_weights",
+    "mann_forward_numpy",
 ]
 
 #: σ(x) = floor + (1 − floor) · softplus(raw): the lower bound Garnelo et al.'s code uses (0.1), so that
@@ -307,3 +318,178 @@ def instance_accuracy(logits, y, instance, *, max_instance: int | None = None) -
     n = int(instance.max()) + 1 if max_instance is None else check_int(max_instance, "max_instance", 1)
     hit = logits.argmax(-1) == y
     return np.array([hit[instance == i].mean() if (instance == i).any() else np.nan for i in range(n)])
+
+
+# --------------------------------------------------------------------------- MANN (and the LSTM)
+def init_mann(rng: np.random.Generator | int | None = None, *, input_dim: int = 400, n_classes: int = 5,
+              hidden: int = 200, memory_width: int = 40, n_reads: int = 4) -> dict[str, np.ndarray]:
+    """A MANN's weights in NumPy (identical in both frameworks for the same ``rng``).
+
+    Args:
+        rng: generator or seed.
+        input_dim: size of a flattened image (20 × 20 = 400 in the paper). n_classes: labels per episode.
+        hidden: the LSTM controller's width. memory_width: W, the size of a memory row (and a key).
+        n_reads: R, read heads (>= 0). ``n_reads=0``: no memory at all, i.e. the plain LSTM
+            baseline over (image, previous label) pairs.
+
+    Returns:
+        float32 arrays: ``lstm_w`` (input_dim + n_classes + R·W + hidden, 4·hidden), ``lstm_b`` (forget
+        gate bias 1), and with R >= 1 ``key_w`` (hidden, R·W), ``key_b``, ``gate_w`` (hidden, R),
+        ``gate_b``; ``out_w`` (hidden + R·W, n_classes), ``out_b``. Uniform ±1/√fan_in, as :func:`init_mlp`.
+    """
+    rng = check_rng(rng)
+    d, c = check_positive_int(input_dim, "input_dim"), check_int(n_classes, "n_classes", 2)
+    h, w = check_positive_int(hidden, "hidden"), check_positive_int(memory_width, "memory_width")
+    r = check_int(n_reads, "n_reads", 0)
+
+    def uni(fan_in, shape):
+        return rng.uniform(-1 / np.sqrt(fan_in), 1 / np.sqrt(fan_in), size=shape).astype(np.float32)
+
+    fan = d + c + r * w + h
+    p = {"lstm_w": uni(fan, (fan, 4 * h)), "lstm_b": np.zeros(4 * h, np.float32)}
+    p["lstm_b"][h:2 * h] = 1.0                                   # forget gate open at the start
+    if r:
+        p.update(key_w=uni(h, (h, r * w)), key_b=np.zeros(r * w, np.float32),
+                 gate_w=uni(h, (h, r)), gate_b=np.zeros(r, np.float32))
+    p.update(out_w=uni(h + r * w, (h + r * w, c)), out_b=np.zeros(c, np.float32))
+    return p
+
+
+def mann_sizes(params: dict) -> dict[str, int]:
+    """``input_dim, n_classes, hidden, memory_width, n_reads`` of an :func:`init_mann` dict (checked)."""
+    check_params(params, keys=("lstm_w", "lstm_b", "out_w", "out_b"))
+    four_h = _shape(params["lstm_w"])[-1]
+    h, c = four_h // 4, _shape(params["out_b"])[-1]
+    has_mem = "key_w" in params
+    if has_mem:
+        check_params(params, keys=("key_w", "key_b", "gate_w", "gate_b"))
+        r = _shape(params["gate_b"])[-1]
+        w = _shape(params["key_b"])[-1] // max(r, 1)
+    else:
+        r, w = 0, 0
+    d = _shape(params["lstm_w"])[0] - c - r * w - h
+    ok = (four_h == 4 * h and _shape(params["lstm_b"]) == (four_h,) and d >= 1
+          and _shape(params["out_w"]) == (h + r * w, c)
+          and (not has_mem or (r >= 1 and _shape(params["key_w"]) == (h, r * w)
+                               and _shape(params["gate_w"]) == (h, r))))
+    if not ok:
+        raise ValueError("params must be an init_mann layout (lstm_w (input + classes + R·W + hidden, 4·hidden), "
+                         "key_w (hidden, R·W), gate_w (hidden, R), out_w (hidden + R·W, classes)); got shapes "
+                         + ", ".join(f"{k} {_shape(v)}" for k, v in params.items()))
+    return {"input_dim": d, "n_classes": c, "hidden": h, "memory_width": w, "n_reads": r}
+
+
+def content_read_weights(keys, memory) -> np.ndarray:
+    """Santoro et al.'s read weights: softmax over memory rows of the cosine similarity with each key.
+
+    Args:
+        keys: (..., R, W) one key per read head. memory: (..., N, W) the memory rows.
+
+    Returns:
+        (..., R, N): each head's weights over the N rows (each row of the result sums to 1).
+    """
+    k = np.asarray(check_array(keys, "keys", min_ndim=2, dtype="real"), np.float64)
+    m = np.asarray(check_array(memory, "memory", min_ndim=2, dtype="real"), np.float64)
+    if k.shape[-1] != m.shape[-1] or k.shape[:-2] != m.shape[:-2]:
+        raise ValueError(f"keys (..., R, W) and memory (..., N, W) must share W and the leading axes, "
+                         f"got {k.shape} and {m.shape}")
+    cos = (k / (np.linalg.norm(k, axis=-1, keepdims=True) + _EPS)) @ np.swapaxes(
+        m / (np.linalg.norm(m, axis=-1, keepdims=True) + _EPS), -1, -2)
+    e = np.exp(cos - cos.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def least_used_weights(usage, n: int = 1) -> np.ndarray:
+    """w^lu: 1 at the ``n`` memory rows with the smallest usage, 0 elsewhere (ties: the lower index).
+
+    Args:
+        usage: (..., N) usage weights w^u. n: how many rows (the paper: the number of read heads).
+    """
+    u = np.asarray(check_array(usage, "usage", min_ndim=1, dtype="real"), np.float64)
+    n = check_int(n, "n", 1, u.shape[-1])
+    idx = np.argsort(u, axis=-1, kind="stable")[..., :n]
+    out = np.zeros_like(u)
+    np.put_along_axis(out, idx, 1.0, axis=-1)
+    return out
+
+
+#: Added to norms in the cosine similarity (both frameworks use the same).
+_EPS = 1e-8
+#: The memory's starting value in every row (a constant: a zero row has no direction).
+MEMORY_INIT = 1e-6
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def mann_forward_numpy(params: dict, x, y, *, memory_size: int = 128, gamma: float = 0.95,
+                       return_trace: bool = False):
+    """The MANN (or, with no read heads, the LSTM) over whole sequences in NumPy (float64): the
+    reference both frameworks are tested against. One time step t, per episode:
+
+    1. controller input [x_t, onehot(y_{t−1}) (zeros at t = 0), r_{t−1}] → LSTM → h_t;
+    2. per head: key k_t = tanh(key_w h_t + key_b), gate σ(α_t) = σ(gate_w h_t + gate_b);
+    3. write weights w^w_t = σ(α_t) w^r_{t−1} + (1 − σ(α_t)) w^lu_{t−1}; the least-used row(s) are
+       zeroed, then M_t = M_{t−1} + Σ_heads w^w_t ⊗ k_t;
+    4. read weights w^r_t = softmax_i cos(k_t, M_t(i)), read r_t = Σ_i w^r_t(i) M_t(i);
+    5. usage w^u_t = γ w^u_{t−1} + Σ_heads (w^r_t + w^w_t); w^lu_t = the R least-used rows;
+    6. logits_t = out_w [h_t, r_t] + out_b.
+
+    Args:
+        params: :func:`init_mann` weights. x: (episodes, T, input_dim) images. y: (episodes, T) labels.
+        memory_size: N rows. gamma: usage decay in [0, 1]. return_trace: also return the read and
+            write weights, (episodes, T, R, N) each, and the usage (episodes, T, N).
+
+    Returns:
+        logits (episodes, T, n_classes), or (logits, trace dict) with ``return_trace``.
+    """
+    sz = mann_sizes(params)
+    _check_sequences(sz, x, y)
+    y = np.asarray(y)
+    n_rows = check_int(memory_size, "memory_size", max(sz["n_reads"], 1))
+    gamma = check_float(gamma, "gamma", 0.0, 1.0)
+    return_trace = check_bool(return_trace, "return_trace")
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    x = np.asarray(x, np.float64)
+    b, t_len = y.shape
+    h_dim, c, r, w = sz["hidden"], sz["n_classes"], sz["n_reads"], sz["memory_width"]
+    onehot = np.eye(c)[y]
+    h, cell = np.zeros((b, h_dim)), np.zeros((b, h_dim))
+    mem, reads = np.full((b, n_rows, w), MEMORY_INIT), np.zeros((b, r * w))
+    w_read, usage = np.zeros((b, r, n_rows)), np.zeros((b, n_rows))
+    w_lu = least_used_weights(usage, max(r, 1)) if r else None
+    logits, trace = [], {"read_weights": [], "write_weights": [], "usage": []}
+    for t in range(t_len):
+        y_prev = onehot[:, t - 1] if t else np.zeros((b, c))
+        z = np.concatenate([x[:, t], y_prev, reads, h], -1) @ p["lstm_w"] + p["lstm_b"]
+        i, f, g, o = np.split(z, 4, axis=-1)
+        cell = _sigmoid(f) * cell + _sigmoid(i) * np.tanh(g)
+        h = _sigmoid(o) * np.tanh(cell)
+        if r:
+            keys = np.tanh(h @ p["key_w"] + p["key_b"]).reshape(b, r, w)
+            alpha = _sigmoid(h @ p["gate_w"] + p["gate_b"])[..., None]                  # (b, R, 1)
+            w_write = alpha * w_read + (1 - alpha) * w_lu[:, None, :]
+            mem = mem * (1 - w_lu)[..., None] + np.swapaxes(w_write, 1, 2) @ keys
+            w_read = content_read_weights(keys, mem)
+            reads = (w_read @ mem).reshape(b, r * w)
+            usage = gamma * usage + w_read.sum(1) + w_write.sum(1)
+            w_lu = least_used_weights(usage, r)
+            for k, v in (("read_weights", w_read), ("write_weights", w_write), ("usage", usage)):
+                trace[k].append(v)
+        logits.append(np.concatenate([h, reads], -1) @ p["out_w"] + p["out_b"])
+    out = np.stack(logits, 1)
+    if not return_trace:
+        return out
+    return out, {k: (np.stack(v, 1) if v else None) for k, v in trace.items()}
+
+
+def _check_sequences(sizes: dict, x, y, params: dict | None = None):
+    """x (episodes, T, input_dim) real, y (episodes, T) labels in [0, n_classes); x's dtype that of ``params``."""
+    check_array(x, "x", ndim=3, dtype="real", last=sizes["input_dim"])
+    if params is not None:
+        check_same_float_dtype(params=params["lstm_w"], x=x)
+    check_labels(y, "y", n_classes=sizes["n_classes"])
+    check_array(y, "y", ndim=2, dtype="label")
+    if tuple(_shape(y)) != tuple(_shape(x))[:2]:
+        raise ValueError(f"y must have shape (episodes, T) = {tuple(_shape(x))[:2]} to match x, got {tuple(_shape(y))}")

@@ -1,8 +1,9 @@
-"""Black-box meta-learners in TensorFlow (chapter 9): the conditional neural process.
+"""Black-box meta-learners in TensorFlow (chapter 9): the conditional neural process and the MANN.
 
 Mirrors :mod:`course_utils.torch.blackbox` name for name and signature for signature; see there
 and :mod:`course_utils.blackbox` for the maths and the parameter layouts. The registered
-``meta_train`` step (``"cnp"``) runs inside the training loop's compiled graph.
+``meta_train`` steps (``"cnp"``, ``"mann"``) run inside the training loop's compiled graph (the
+MANN's loop over time steps is unrolled there).
 """
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ configure_tensorflow_env()
 
 import tensorflow as tf  # noqa: E402
 
-from course_utils.blackbox import CNP_SIGMA_FLOOR, _check_cnp_tasks, check_cnp_call  # noqa: E402
+from course_utils.blackbox import (_EPS, CNP_SIGMA_FLOOR, MEMORY_INIT, _check_cnp_tasks,  # noqa: E402
+                                   _check_sequences, check_cnp_call, mann_sizes)
+from course_utils.validation import check_bool, check_float, check_int  # noqa: E402
 from course_utils.tensorflow.core import mlp_forward  # noqa: E402
 from course_utils.tensorflow.training import register_meta_method  # noqa: E402
 
-__all__ = ["cnp_forward", "cnp_loss"]
+__all__ = ["cnp_forward", "cnp_loss", "mann_forward", "mann_loss"]
 
 
 def cnp_forward(params: dict, x_context: tf.Tensor, y_context: tf.Tensor,
@@ -51,5 +54,76 @@ def _cnp_step(*, inner_lr, steps, first_order, forward, loss_fn):
     return step
 
 
+def mann_forward(params: dict, x: tf.Tensor, y: tf.Tensor, *, memory_size: int = 128, gamma: float = 0.95,
+                 return_trace: bool = False):
+    """The MANN over whole sequences; see :func:`course_utils.torch.mann_forward`."""
+    sz = mann_sizes(params)
+    _check_sequences(sz, x, y, params)
+    n_rows = check_int(memory_size, "memory_size", max(sz["n_reads"], 1))
+    gamma = check_float(gamma, "gamma", 0.0, 1.0)
+    return_trace = check_bool(return_trace, "return_trace")
+    b, t_len = int(y.shape[0]), int(y.shape[1])
+    h_dim, c, r, w = sz["hidden"], sz["n_classes"], sz["n_reads"], sz["memory_width"]
+    d = int(x.shape[-1])
+    onehot = tf.one_hot(y, c, dtype=x.dtype)
+    y_prev = tf.concat([tf.zeros_like(onehot[:, :1]), onehot[:, :-1]], 1)
+    z_in = tf.matmul(tf.concat([x, y_prev], -1), params["lstm_w"][: d + c]) + params["lstm_b"]
+    w_rec = params["lstm_w"][d + c:]
+    h = cell = tf.zeros((b, h_dim), x.dtype)
+    mem, reads = tf.fill((b, n_rows, w), tf.cast(MEMORY_INIT, x.dtype)), tf.zeros((b, r * w), x.dtype)
+    w_read, usage = tf.zeros((b, r, n_rows), x.dtype), tf.zeros((b, n_rows), x.dtype)
+    w_lu = _least_used(usage, r) if r else None
+    outs, trace = [], {"read_weights": [], "write_weights": [], "usage": []}
+    for t in range(t_len):
+        gates = z_in[:, t] + tf.matmul(tf.concat([reads, h], -1), w_rec)
+        i, f, g, o = tf.split(gates, 4, axis=-1)
+        cell = tf.sigmoid(f) * cell + tf.sigmoid(i) * tf.tanh(g)
+        h = tf.sigmoid(o) * tf.tanh(cell)
+        if r:
+            keys = tf.reshape(tf.tanh(tf.matmul(h, params["key_w"]) + params["key_b"]), (b, r, w))
+            alpha = tf.sigmoid(tf.matmul(h, params["gate_w"]) + params["gate_b"])[..., None]
+            w_write = alpha * w_read + (1 - alpha) * w_lu[:, None, :]
+            mem = mem * (1 - w_lu)[..., None] + tf.matmul(w_write, keys, transpose_a=True)
+            k_n = keys / (tf.norm(keys, axis=-1, keepdims=True) + _EPS)
+            m_n = mem / (tf.norm(mem, axis=-1, keepdims=True) + _EPS)
+            w_read = tf.nn.softmax(tf.matmul(k_n, m_n, transpose_b=True), -1)
+            reads = tf.reshape(tf.matmul(w_read, mem), (b, r * w))
+            usage = gamma * usage + tf.stop_gradient(tf.reduce_sum(w_read, 1) + tf.reduce_sum(w_write, 1))
+            w_lu = _least_used(usage, r)
+            if return_trace:
+                for k, v in (("read_weights", w_read), ("write_weights", w_write), ("usage", usage)):
+                    trace[k].append(tf.stop_gradient(v))
+        outs.append(tf.concat([h, reads], -1))
+    logits = tf.matmul(tf.stack(outs, 1), params["out_w"]) + params["out_b"]
+    if not return_trace:
+        return logits
+    return logits, {k: (tf.stack(v, 1) if v else None) for k, v in trace.items()}
+
+
+def _least_used(usage: tf.Tensor, n: int) -> tf.Tensor:
+    idx = tf.argsort(usage, axis=-1, stable=True)[..., :n]
+    return tf.reduce_sum(tf.one_hot(idx, int(usage.shape[-1]), dtype=usage.dtype), axis=-2)
+
+
+def mann_loss(params: dict, x: tf.Tensor, y: tf.Tensor, *, memory_size: int = 128,
+              gamma: float = 0.95) -> tf.Tensor:
+    """Mean cross-entropy over every step of every sequence; see :func:`course_utils.torch.mann_loss`."""
+    logits = mann_forward(params, x, y, memory_size=memory_size, gamma=gamma)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+
+
+def _mann_step(*, inner_lr, steps, first_order, forward, loss_fn, memory_size=128, gamma=0.95):
+    @tf.function(reduce_retracing=True)
+    def step(params, x_support, y_support, x_query, y_query):
+        names = list(params)
+        with tf.GradientTape() as tape:
+            tape.watch([params[k] for k in names])
+            loss = mann_loss(params, x_support, y_support, memory_size=memory_size, gamma=gamma)
+        return loss, dict(zip(names, tape.gradient(loss, [params[k] for k in names])))
+    return step
+
+
+register_meta_method("mann", _mann_step, doc="memory-augmented network over (x, y, x, y) sequence batches "
+                                             "(no read heads: the LSTM baseline); options memory_size, gamma")
 register_meta_method("cnp", _cnp_step, doc="conditional neural process (black box: no inner loop; "
                                            "inner_lr, steps, forward and loss_fn are ignored)")

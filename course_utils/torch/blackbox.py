@@ -1,21 +1,28 @@
-"""Black-box meta-learners in PyTorch (chapter 9): the conditional neural process.
+"""Black-box meta-learners in PyTorch (chapter 9): the conditional neural process and the MANN.
 
 Mirrors :mod:`course_utils.tensorflow.blackbox` name for name; parameter layouts and NumPy
 references are in :mod:`course_utils.blackbox`. The CNP registers with ``meta_train`` as
 ``"cnp"``: its meta-step is the gradient of the Gaussian negative log-likelihood of each task's
 targets (support and query points, as in Garnelo et al.) given its support set, averaged over the
 batch. No inner loop: ``inner_lr`` and ``steps`` are ignored.
+
+The MANN (and, with no read heads, the LSTM baseline) registers as ``"mann"``: a batch is
+``(x, y, x, y)`` of Omniglot sequences (:class:`course_utils.blackbox.SequenceSampler`); the
+sequence is its own support and query set (each step is predicted, then its label is shown), and
+the loss is the cross-entropy over every step.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from course_utils.blackbox import CNP_SIGMA_FLOOR, _check_cnp_tasks, check_cnp_call
+from course_utils.blackbox import (_EPS, CNP_SIGMA_FLOOR, MEMORY_INIT, _check_cnp_tasks, _check_sequences,
+                                   check_cnp_call, mann_sizes)
+from course_utils.validation import check_bool, check_float, check_int
 from course_utils.torch.core import mlp_forward
 from course_utils.torch.training import register_meta_method
 
-__all__ = ["cnp_forward", "cnp_loss"]
+__all__ = ["cnp_forward", "cnp_loss", "mann_forward", "mann_loss"]
 
 Params = dict[str, torch.Tensor]
 
@@ -60,5 +67,85 @@ def _cnp_step(*, inner_lr, steps, first_order, forward, loss_fn):
     return step
 
 
+def mann_forward(params: Params, x: torch.Tensor, y: torch.Tensor, *, memory_size: int = 128, gamma: float = 0.95,
+                 return_trace: bool = False):
+    """The MANN over whole sequences, batched over episodes (see
+    :func:`course_utils.blackbox.mann_forward_numpy` for the six steps of one time step).
+
+    Args:
+        params: :func:`course_utils.blackbox.init_mann` weights as tensors (``n_reads=0``: the LSTM).
+        x: (episodes, T, input_dim) images; y: (episodes, T) int64 labels (label t is fed at t + 1).
+        memory_size: N memory rows. gamma: usage decay. return_trace: also return the read and write
+            weights (episodes, T, R, N) and the usage (episodes, T, N), detached.
+
+    Returns:
+        logits (episodes, T, n_classes), or (logits, trace) with ``return_trace``.
+    """
+    sz = mann_sizes(params)
+    _check_sequences(sz, x, y, params)
+    n_rows = check_int(memory_size, "memory_size", max(sz["n_reads"], 1))
+    gamma = check_float(gamma, "gamma", 0.0, 1.0)
+    return_trace = check_bool(return_trace, "return_trace")
+    b, t_len = y.shape
+    h_dim, c, r, w = sz["hidden"], sz["n_classes"], sz["n_reads"], sz["memory_width"]
+    onehot = F.one_hot(y, c).to(x.dtype)
+    y_prev = torch.cat([torch.zeros_like(onehot[:, :1]), onehot[:, :-1]], 1)
+    w_x = params["lstm_w"][: x.shape[-1] + c]                       # the inputs known in advance: one matmul
+    z_in = torch.cat([x, y_prev], -1) @ w_x + params["lstm_b"]
+    w_rec = params["lstm_w"][x.shape[-1] + c:]                       # reads and h
+    h = cell = x.new_zeros(b, h_dim)
+    mem, reads = x.new_full((b, n_rows, w), MEMORY_INIT), x.new_zeros(b, r * w)
+    w_read, usage = x.new_zeros(b, r, n_rows), x.new_zeros(b, n_rows)
+    w_lu = _least_used(usage, r) if r else None
+    outs, trace = [], {"read_weights": [], "write_weights": [], "usage": []}
+    for t in range(t_len):
+        gates = z_in[:, t] + torch.cat([reads, h], -1) @ w_rec
+        i, f, g, o = gates.chunk(4, -1)
+        cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(cell)
+        if r:
+            keys = torch.tanh(h @ params["key_w"] + params["key_b"]).view(b, r, w)
+            alpha = torch.sigmoid(h @ params["gate_w"] + params["gate_b"]).unsqueeze(-1)
+            w_write = alpha * w_read + (1 - alpha) * w_lu.unsqueeze(1)
+            mem = mem * (1 - w_lu).unsqueeze(-1) + w_write.transpose(1, 2) @ keys
+            k_n = keys / (keys.norm(dim=-1, keepdim=True) + _EPS)
+            m_n = mem / (mem.norm(dim=-1, keepdim=True) + _EPS)
+            w_read = torch.softmax(k_n @ m_n.transpose(1, 2), -1)
+            reads = (w_read @ mem).reshape(b, r * w)
+            usage = gamma * usage + (w_read.sum(1) + w_write.sum(1)).detach()
+            w_lu = _least_used(usage, r)
+            if return_trace:
+                for k, v in (("read_weights", w_read), ("write_weights", w_write), ("usage", usage)):
+                    trace[k].append(v.detach())
+        outs.append(torch.cat([h, reads], -1))
+    logits = torch.stack(outs, 1) @ params["out_w"] + params["out_b"]
+    if not return_trace:
+        return logits
+    return logits, {k: (torch.stack(v, 1) if v else None) for k, v in trace.items()}
+
+
+def _least_used(usage: torch.Tensor, n: int) -> torch.Tensor:
+    idx = torch.argsort(usage, dim=-1, stable=True)[..., :n]
+    return torch.zeros_like(usage).scatter_(-1, idx, 1.0)
+
+
+def mann_loss(params: Params, x: torch.Tensor, y: torch.Tensor, *, memory_size: int = 128,
+              gamma: float = 0.95) -> torch.Tensor:
+    """Mean cross-entropy over every step of every sequence (Santoro et al.'s training loss)."""
+    logits = mann_forward(params, x, y, memory_size=memory_size, gamma=gamma)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+def _mann_step(*, inner_lr, steps, first_order, forward, loss_fn, memory_size=128, gamma=0.95):
+    def step(params, x_support, y_support, x_query, y_query):
+        theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        loss = mann_loss(theta, x_support, y_support, memory_size=memory_size, gamma=gamma)
+        grads = torch.autograd.grad(loss, list(theta.values()))
+        return loss.detach(), dict(zip(theta, grads))
+    return step
+
+
+register_meta_method("mann", _mann_step, doc="memory-augmented network over (x, y, x, y) sequence batches "
+                                             "(no read heads: the LSTM baseline); options memory_size, gamma")
 register_meta_method("cnp", _cnp_step, doc="conditional neural process (black box: no inner loop; "
                                            "inner_lr, steps, forward and loss_fn are ignored)")

@@ -333,6 +333,14 @@ def _fw_cases() -> list[Case]:
     add("cnp_forward", lambda F: {"params": F.fw.from_numpy(_cnp(F)), **_ctx(F)},
         linked=("x_context", "y_context", "x_target"))
     add("cnp_loss", lambda F: {"params": F.fw.from_numpy(_cnp(F)), **_tasks4_t(F)}, **_LIN)
+    from course_utils.blackbox import init_mann
+    _mann = lambda F: init_mann(0, input_dim=6, hidden=3, memory_width=2, n_reads=1)  # noqa: E731
+    _seqx = lambda F: np.random.default_rng(0).random((2, 4, 6)).astype(np.float32)  # noqa: E731
+    _seqy = lambda F: np.array([[0, 1, 0, 2], [1, 1, 0, 3]])  # noqa: E731
+    add("mann_forward", lambda F: {"params": F.fw.from_numpy(_mann(F)), "x": F.t(_seqx(F)), "y": F.t(_seqy(F)),
+                                   "memory_size": 3}, linked=("x", "y"))
+    add("mann_loss", lambda F: {"params": F.fw.from_numpy(_mann(F)), "x": F.t(_seqx(F)), "y": F.t(_seqy(F)),
+                                "memory_size": 3}, linked=("x", "y"))
     # ---- the article's two models (chapter 11)
     from course_utils.article import init_article_nets
     _art = lambda F: init_article_nets(0)  # noqa: E731
@@ -508,6 +516,18 @@ def _core_cases() -> list[Case]:
     _seq = lambda F: SequenceSampler(F.class_images, n_classes=2, instances=2, size=6).sample_batch(2, rng=0)  # noqa: E731
     add(BB + "instance_accuracy", lambda F: {"logits": np.random.default_rng(0).random((2, 4, 2)), "y": _seq(F).y,
                                              "instance": _seq(F).instance}, linked=("logits", "y", "instance"))
+    _mann0 = lambda F: importlib.import_module("course_utils.blackbox").init_mann(  # noqa: E731
+        0, input_dim=6, hidden=3, memory_width=2, n_reads=1)
+    _sx = lambda F: np.random.default_rng(0).random((2, 4, 6)).astype(np.float32)  # noqa: E731
+    _sy = lambda F: np.array([[0, 1, 0, 2], [1, 1, 0, 3]])  # noqa: E731
+    add(BB + "init_mann", lambda F: {"rng": 0, "input_dim": 6, "hidden": 3, "memory_width": 2, "n_reads": 1})
+    add(BB + "mann_sizes", lambda F: {"params": _mann0(F)})
+    add(BB + "mann_forward_numpy", lambda F: {"params": _mann0(F), "x": _sx(F), "y": _sy(F), "memory_size": 3},
+        linked=("x", "y"))
+    add(BB + "content_read_weights", lambda F: {"keys": np.ones((2, 1, 3)), "memory": np.eye(3)[None].repeat(2, 0)},
+        linked=("keys", "memory"))
+    add(BB + "least_used_weights", lambda F: {"usage": np.array([0.5, 0.1, 0.9]), "n": 1},
+        valid={("usage", "extra trailing axis"): "usage is (..., N): (3, 1) is three usage vectors of one row"})
     IM = "course_utils.implicit:"
     _spd = lambda F: np.array([[4.0, 1.0], [1.0, 3.0]])  # noqa: E731
     add(IM + "conjugate_gradient_numpy", lambda F: {"a": _spd(F), "b": np.array([1.0, 2.0])})
@@ -802,6 +822,7 @@ NOT_PROBED = {
     "GaussianDemo": "record type returned by make_gaussian_demo",
     "LwFSetup": "record type of chapter 4 (a plain container of arrays)",
     "SequenceBatch": "record type (dataclass) returned by SequenceSampler.sample_batch",
+    "MEMORY_INIT": "a constant", "CNP_SIGMA_FLOOR": "a constant",
     # exceptions and warnings: raised by the package, not called by learners
     "DamagedFileError": "exception class", "DamagedFileWarning": "warning class",
     "SyntheticDataWarning": "warning class",

@@ -87,3 +87,73 @@ def test_split_and_bad_inputs_name_the_argument():
         ct.cnp_forward(ct.from_numpy(CNP), *ct.as_task_tensors(TASKS.x_support, TASKS.y_support, TASKS.x_query[:2]))
     with pytest.raises(ValueError, match="depth"):
         init_cnp(0, depth=1)
+
+
+# --------------------------------------------------------------------------- MANN and the LSTM baseline
+from course_utils.blackbox import (content_read_weights, init_mann, least_used_weights, mann_forward_numpy,  # noqa: E402
+                                   mann_sizes)
+
+MANN = init_mann(0, input_dim=16, hidden=8, memory_width=4, n_reads=2)
+_R = np.random.default_rng(0)
+SEQ_X = _R.random((3, 12, 16)).astype(np.float32)
+SEQ_Y = _R.integers(0, 5, (3, 12))
+
+
+def test_read_weights_and_least_used_by_hand():
+    key = np.array([[1.0, 0.0]])
+    memory = np.array([[2.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    w = content_read_weights(key, memory)
+    e = np.exp([1.0, 0.0, -1.0])
+    assert np.allclose(w, e / e.sum())                               # softmax of the cosines 1, 0, −1
+    assert np.array_equal(least_used_weights(np.array([0.5, 0.1, 0.1, 0.9]), 1), [0, 1, 0, 0])
+    assert np.array_equal(least_used_weights(np.array([0.5, 0.1, 0.1, 0.9]), 2), [0, 1, 1, 0])
+
+
+def test_mann_matches_numpy_in_both_frameworks_with_and_without_memory():
+    for p in (MANN, init_mann(1, input_dim=16, hidden=8, n_reads=0)):
+        ref, tr = mann_forward_numpy(p, SEQ_X, SEQ_Y, memory_size=6, return_trace=True)
+        out_t, tr_t = ct.mann_forward(ct.from_numpy(p), torch.tensor(SEQ_X), torch.tensor(SEQ_Y), memory_size=6,
+                                      return_trace=True)
+        out_f, tr_f = cf.mann_forward(cf.from_numpy(p), *cf.as_task_tensors(SEQ_X, SEQ_Y), memory_size=6,
+                                      return_trace=True)
+        assert np.abs(out_t.detach().numpy() - ref).max() < 1e-5 and np.abs(out_f.numpy() - ref).max() < 1e-5
+        if mann_sizes(p)["n_reads"]:
+            assert tr["read_weights"].shape == (3, 12, 2, 6) and np.allclose(tr["read_weights"].sum(-1), 1)
+            assert np.abs(tr_t["read_weights"].numpy() - tr["read_weights"]).max() < 1e-5
+            assert np.abs(tr_f["write_weights"].numpy() - tr["write_weights"]).max() < 1e-5
+        else:
+            assert tr["read_weights"] is None and tr_t["read_weights"] is None
+
+
+def test_mann_is_causal_and_reads_the_previous_label():
+    """Step t's prediction depends on labels before t only: changing label t changes steps > t."""
+    y2 = SEQ_Y.copy()
+    y2[:, 5] = (y2[:, 5] + 1) % 5
+    a, b = mann_forward_numpy(MANN, SEQ_X, SEQ_Y, memory_size=6), mann_forward_numpy(MANN, SEQ_X, y2, memory_size=6)
+    assert np.abs(a[:, :6] - b[:, :6]).max() == 0 and np.abs(a[:, 6] - b[:, 6]).max() > 1e-6
+
+
+def test_mann_gradients_and_training_agree_between_frameworks():
+    data_t = (torch.tensor(SEQ_X), torch.tensor(SEQ_Y)) * 2
+    lt, gt = ct.make_meta_step("mann", memory_size=6)(ct.from_numpy(MANN), *data_t)
+    lf, gf = cf.make_meta_step("mann", memory_size=6)(cf.from_numpy(MANN, requires_grad=False),
+                                                      *cf.as_task_tensors(SEQ_X, SEQ_Y, SEQ_X, SEQ_Y))
+    scale = max(float(v.abs().max()) for v in gt.values())
+    assert abs(float(lt) - float(lf)) < 1e-5 and max_abs_diff(gt, gf) < 1e-4 * scale
+    assert all(float(v.abs().max()) > 0 for v in gt.values()), "every weight, the memory's included, gets a gradient"
+    sample = lambda r: (SEQ_X, r.integers(0, 5, (3, 12))) * 2  # noqa: E731
+    pt, ht = ct.meta_train("mann", MANN, sample, n_iterations=20, outer_lr=1e-2, rng=2, progress=False, memory_size=6)
+    pf, hf = cf.meta_train("mann", MANN, sample, n_iterations=20, outer_lr=1e-2, rng=2, progress=False, memory_size=6)
+    assert np.abs(np.array(ht.loss) - np.array(hf.loss)).max() < 1e-3 * np.mean(ht.loss)
+    assert max_abs_diff(pt, pf) < 1e-3
+
+
+def test_mann_bad_inputs_name_the_argument():
+    with pytest.raises(ValueError, match="n_reads"):
+        init_mann(0, n_reads=-1)
+    with pytest.raises(ValueError, match="params"):
+        mann_sizes({k: v for k, v in MANN.items() if k != "out_w"})
+    with pytest.raises(ValueError, match="y"):
+        mann_forward_numpy(MANN, SEQ_X, SEQ_Y[:, :5])
+    with pytest.raises(ValueError, match="memory_size"):
+        ct.mann_forward(ct.from_numpy(MANN), torch.tensor(SEQ_X), torch.tensor(SEQ_Y), memory_size=1)
