@@ -698,6 +698,19 @@ def _chapter_cases() -> list[Case]:
                                                "max_way": 6, "max_shot": 1, "n_query": 2})
     for n in ("check_prototypes", "check_linear_head", "check_cosine_vs_euclidean"):
         add(f"ch08:{n}", lambda F: {"answer": None}, kinds=chk)
+    _tr, _lg, _y9, _i9 = _ch09_trace()
+    _view9 = lambda F: {"trace": _tr, "logits": _lg, "y": _y9, "instance": _i9}  # noqa: E731
+    add("ch09:memory_step_view", lambda F: {**_view9(F), "episode": 1, "step": 2}, kinds={"trace": "object"},
+        linked=("logits", "y", "instance"))
+    add("ch09:plot_memory_step", lambda F: {"view": _ch09_step()}, kinds={"view": "object"})
+    add("ch09:make_memory_widget", lambda F: {**_view9(F), "episode": 1}, kinds={"trace": "object"},
+        linked=("logits", "y", "instance"))
+    add("ch09:plot_instance_accuracy", lambda F: {"curves": {"MANN": np.array([0.3, 0.5])}, "published": {1: 36.4}},
+        kinds={"curves": "object", "published": "object"})
+    add("ch09:plot_mse_against_k", lambda F: {"ks": np.array([1.0, 5.0]), "curves": {"CNP": np.array([1.0, 0.3])}},
+        kinds={"curves": "object"})
+    for n in ("check_read_weights", "check_write_weights", "check_label_inputs"):
+        add(f"ch09:{n}", lambda F: {"answer": None}, kinds=chk)
     from course_utils.learned import init_meta_sgd
     _lrs_only = {("params", v): "only the lr_* step sizes are read: any subset of them, any learner" for v in
                  ("missing key", "wrong shape")}
@@ -802,6 +815,22 @@ def _lwf_setup(F):
 
     return LwFSetup(teacher=F.teacher, x_support=F.x_lwf[None], y_support=F.y_lwf[None], x_query=F.x_lwf[None],
                     y_query=F.y_lwf[None], x_old=F.x_lwf, y_old=np.array([0, 1, 2, 3, 0, 1]), steps=2)
+
+
+def _ch09_trace():
+    from course_utils.blackbox import init_mann, mann_forward_numpy
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((2, 4, 6)).astype(np.float32), np.array([[0, 1, 0, 2], [1, 1, 0, 3]])
+    logits, trace = mann_forward_numpy(init_mann(0, input_dim=6, hidden=3, memory_width=2, n_reads=1), x, y,
+                                       memory_size=3, return_trace=True)
+    return trace, logits, y, np.array([[0, 0, 1, 0], [0, 1, 0, 0]])
+
+
+def _ch09_step():
+    from course_utils.chapters.ch09 import memory_step_view
+
+    return memory_step_view(*_ch09_trace(), episode=1, step=2)
 
 
 def _ch08_view():

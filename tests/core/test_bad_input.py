@@ -26,7 +26,7 @@ CORE_MODULES = ["course_utils.tasks", "course_utils.nets", "course_utils.seed", 
                 "course_utils.training", "course_utils.env", "course_utils.metric", "course_utils.learned",
                 "course_utils.article", "course_utils.implicit", "course_utils.blackbox"]
 CORE_MODULES += [f"course_utils.chapters.ch0{i}" for i in range(9)]
-CORE_MODULES += ["course_utils.chapters.ch10", "course_utils.chapters.ch11", "course_utils.chapters.ch12"]
+CORE_MODULES += [f"course_utils.chapters.ch{i}" for i in ("09", "10", "11", "12")]
 FW_SUBMODULES = ["core", "autodiff", "objectives", "distill", "meta", "convnet", "first_order", "training", "metric",
                  "learned", "article", "implicit", "blackbox"]
 MODULES = CORE_MODULES + [f"{fw}.{m}" for fw in ("torch", "tensorflow") for m in FW_SUBMODULES]
