@@ -31,11 +31,12 @@ import numpy as np
 
 from dataclasses import dataclass
 
-from course_utils.nets import init_mlp
+from course_utils.nets import init_mlp, mlp_forward_numpy
 from course_utils.seed import check_rng
 from course_utils.validation import (check_array, check_bool, check_float, check_int, check_labels, check_params,
                                      check_positive_int,
                                      check_same_float_dtype, check_task_arrays)
+from course_utils.validation import _shape
 
 __all__ = [
     "CNP_SIGMA_FLOOR",
@@ -96,10 +97,6 @@ def split_cnp(params: dict) -> tuple[dict, dict]:
     return enc, dec
 
 
-def _shape(a) -> tuple:
-    return tuple(getattr(a, "shape", np.shape(a)))
-
-
 def check_cnp_call(params: dict, x_context, y_context, x_target) -> tuple[dict, dict]:
     """Validate a CNP call (both frameworks and NumPy use it); returns :func:`split_cnp`'s two dicts.
 
@@ -143,15 +140,6 @@ def _check_cnp_tasks(params: dict, x_support, y_support, x_query, y_query) -> No
     check_same_float_dtype(params=enc["w0"], **arrays)
 
 
-def _mlp_numpy(p, h):
-    n = len(p) // 2
-    for i in range(n):
-        h = h @ p[f"w{i}"] + p[f"b{i}"]
-        if i < n - 1:
-            h = np.maximum(h, 0.0)
-    return h
-
-
 def _softplus(z):
     return np.logaddexp(0.0, z)
 
@@ -171,9 +159,9 @@ def cnp_forward_numpy(params: dict, x_context, y_context, x_target) -> tuple[np.
     xc, yc, xt = (np.asarray(a, np.float64) for a in (x_context, y_context, x_target))
     enc = {k: np.asarray(v, np.float64) for k, v in enc.items()}
     dec = {k: np.asarray(v, np.float64) for k, v in dec.items()}
-    r = _mlp_numpy(enc, np.concatenate([xc, yc], -1)).mean(-2, keepdims=True)       # (..., 1, r_dim)
+    r = mlp_forward_numpy(enc, np.concatenate([xc, yc], -1)).mean(-2, keepdims=True)       # (..., 1, r_dim)
     r = np.broadcast_to(r, xt.shape[:-1] + r.shape[-1:])
-    out = _mlp_numpy(dec, np.concatenate([r, xt], -1))
+    out = mlp_forward_numpy(dec, np.concatenate([r, xt], -1))
     mu, raw = np.split(out, 2, axis=-1)
     return mu, CNP_SIGMA_FLOOR + (1.0 - CNP_SIGMA_FLOOR) * _softplus(raw)
 

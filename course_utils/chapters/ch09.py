@@ -6,7 +6,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 from course_utils.blackbox import content_read_weights, least_used_weights
-from course_utils.grading import close, report
+from course_utils.grading import _numpy, close, report
 from course_utils.validation import check_array, check_int, check_labels, check_mapping, check_str
 
 __all__ = ["READ_TOY", "WRITE_TOY", "LABEL_TOY", "memory_step_view", "plot_memory_step", "make_memory_widget",
@@ -42,10 +42,10 @@ def memory_step_view(trace: dict, logits, y, instance, *, episode: int = 0, step
     if trace.get("read_weights") is None or trace.get("write_weights") is None:
         raise ValueError("trace must hold 'read_weights' and 'write_weights' (a MANN with read heads, "
                          "mann_forward(..., return_trace=True))")
-    read, write = (_np(trace[k]) for k in ("read_weights", "write_weights"))
-    logits = _np(check_array(logits, "logits", ndim=3, dtype="real"))
-    y = _np(check_labels(y, "y", n_classes=logits.shape[-1]))
-    instance = _np(check_array(instance, "instance", ndim=2, dtype="int"))
+    read, write = (_numpy(trace[k]) for k in ("read_weights", "write_weights"))
+    logits = _numpy(check_array(logits, "logits", ndim=3, dtype="real"))
+    y = _numpy(check_labels(y, "y", n_classes=logits.shape[-1]), cast=False)
+    instance = _numpy(check_array(instance, "instance", ndim=2, dtype="int"), cast=False)
     check_labels(instance, "instance", n_classes=logits.shape[1])
     if read.ndim != 4 or read.shape[:2] != logits.shape[:2] or write.shape != read.shape:
         raise ValueError(f"trace's read and write weights must be (episodes, T, R, N) matching the logits "
@@ -60,14 +60,6 @@ def memory_step_view(trace: dict, logits, y, instance, *, episode: int = 0, step
     return {"read": read[episode, step], "write": write[episode, step], "probs": probs,
             "label": int(y[episode, step]), "predicted": int(pred[step]), "instance": int(instance[episode, step]) + 1,
             "correct": bool(pred[step] == y[episode, step]), "step": step, "history": pred == y[episode]}
-
-
-def _np(v) -> np.ndarray:
-    if hasattr(v, "detach"):
-        v = v.detach()
-    if hasattr(v, "numpy"):
-        v = v.numpy()
-    return np.asarray(v)
 
 
 def plot_memory_step(view: dict, *, title: str = "The MANN at one step of an Omniglot sequence") -> plt.Figure:

@@ -13,6 +13,8 @@ the loss is the cross-entropy over every step.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -55,7 +57,7 @@ def cnp_loss(params: Params, x_support: torch.Tensor, y_support: torch.Tensor, x
     _check_cnp_tasks(params, x_support, y_support, x_query, y_query)
     x_t, y_t = torch.cat([x_support, x_query], -2), torch.cat([y_support, y_query], -2)
     mu, sigma = cnp_forward(params, x_support, y_support, x_t)
-    return (0.5 * torch.log(torch.tensor(2 * torch.pi)) + torch.log(sigma) + 0.5 * ((y_t - mu) / sigma) ** 2).mean()
+    return (0.5 * math.log(2 * math.pi) + torch.log(sigma) + 0.5 * ((y_t - mu) / sigma) ** 2).mean()
 
 
 def _cnp_step(*, inner_lr, steps, first_order, forward, loss_fn):
