@@ -27,15 +27,16 @@ points exactly.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from dataclasses import dataclass
 
 from course_utils.nets import init_mlp, mlp_forward_numpy
 from course_utils.seed import check_rng
-from course_utils.validation import (check_array, check_bool, check_float, check_int, check_labels, check_params,
-                                     check_positive_int,
-                                     check_same_float_dtype, check_task_arrays)
+from course_utils.validation import (check_array, check_bool, check_choice, check_float, check_int, check_labels,
+                                     check_params, check_positive_int, check_same_float_dtype, check_task_arrays)
 from course_utils.validation import _shape
 
 __all__ = [
@@ -54,6 +55,10 @@ __all__ = [
     "content_read_weights",
     "least_used_weights",
     "mann_forward_numpy",
+    "PRETRAINED_SCHEDULE",
+    "pretrained_path",
+    "pretrained_seeds",
+    "load_pretrained_sequence_model",
 ]
 
 #: σ(x) = floor + (1 − floor) · softplus(raw): the lower bound Garnelo et al.'s code uses (0.1), so that
@@ -481,3 +486,48 @@ def _check_sequences(sizes: dict, x, y, params: dict | None = None):
     check_array(y, "y", ndim=2, dtype="label")
     if tuple(_shape(y)) != tuple(_shape(x))[:2]:
         raise ValueError(f"y must have shape (episodes, T) = {tuple(_shape(x))[:2]} to match x, got {tuple(_shape(y))}")
+
+
+# --------------------------------------------------------------------------- shipped weights
+#: The schedule ``benchmarks/train_mann.py`` trains chapter 9's shipped MANN and LSTM with
+#: (PyTorch, Adam, one stage per (step size, iterations) pair, batches of 16 sequences).
+PRETRAINED_SCHEDULE = {"hidden": 100, "memory_size": 64, "memory_width": 40, "n_reads": 1, "batch": 16,
+                       "stages": [(1e-2, 4000), (2e-3, 2000)], "eval_every": 1000}
+
+
+def pretrained_path() -> Path:
+    """Where the package keeps the weights ``benchmarks/train_mann.py`` trained (float16, npz)."""
+    return Path(__file__).resolve().parent / "weights" / "ch09_sequence_models.npz"
+
+
+def pretrained_seeds() -> list[int]:
+    """The training seeds whose weights the package ships (empty when the file is missing)."""
+    path = pretrained_path()
+    if not path.exists():
+        return []
+    with np.load(path) as z:
+        return sorted({int(k.split("/")[0][4:]) for k in z.files})
+
+
+def load_pretrained_sequence_model(model: str = "mann", *, seed: int = 0) -> dict[str, np.ndarray]:
+    """The shipped weights of the MANN or the LSTM baseline trained with :data:`PRETRAINED_SCHEDULE`.
+
+    Args:
+        model: ``"mann"`` (one read head) or ``"lstm"`` (no memory), both :func:`init_mann` layouts.
+        seed: the training seed (initial weights and task stream), one of :func:`pretrained_seeds`.
+
+    Returns:
+        float32 NumPy weights (stored in float16 to keep the package small).
+    """
+    model = check_choice(model, "model", ("mann", "lstm"))
+    seeds = pretrained_seeds()
+    if not seeds:
+        raise FileNotFoundError(f"{pretrained_path()} is missing: run `python benchmarks/train_mann.py` and "
+                                "`python benchmarks/train_mann.py --merge` to train the weights")
+    seed = check_int(seed, "seed", min(seeds), max(seeds))
+    prefix = f"seed{seed}/{model}/"
+    with np.load(pretrained_path()) as z:
+        params = {k[len(prefix):]: z[k].astype(np.float32) for k in z.files if k.startswith(prefix)}
+    if not params:
+        raise ValueError(f"seed must be one of the shipped seeds {seeds}, got {seed}")
+    return params

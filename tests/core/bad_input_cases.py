@@ -528,6 +528,7 @@ def _core_cases() -> list[Case]:
         linked=("keys", "memory"))
     add(BB + "least_used_weights", lambda F: {"usage": np.array([0.5, 0.1, 0.9]), "n": 1},
         valid={("usage", "extra trailing axis"): "usage is (..., N): (3, 1) is three usage vectors of one row"})
+    add(BB + "load_pretrained_sequence_model", lambda F: {"model": "lstm", "seed": 0})
     IM = "course_utils.implicit:"
     _spd = lambda F: np.array([[4.0, 1.0], [1.0, 3.0]])  # noqa: E731
     add(IM + "conjugate_gradient_numpy", lambda F: {"a": _spd(F), "b": np.array([1.0, 2.0])})
@@ -851,7 +852,8 @@ NOT_PROBED = {
     "GaussianDemo": "record type returned by make_gaussian_demo",
     "LwFSetup": "record type of chapter 4 (a plain container of arrays)",
     "SequenceBatch": "record type (dataclass) returned by SequenceSampler.sample_batch",
-    "MEMORY_INIT": "a constant", "CNP_SIGMA_FLOOR": "a constant",
+    "MEMORY_INIT": "a constant", "CNP_SIGMA_FLOOR": "a constant", "PRETRAINED_SCHEDULE": "a constant",
+    "pretrained_path": "takes no arguments", "pretrained_seeds": "takes no arguments",
     # exceptions and warnings: raised by the package, not called by learners
     "DamagedFileError": "exception class", "DamagedFileWarning": "warning class",
     "SyntheticDataWarning": "warning class",

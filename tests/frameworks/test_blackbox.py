@@ -157,3 +157,25 @@ def test_mann_bad_inputs_name_the_argument():
         mann_forward_numpy(MANN, SEQ_X, SEQ_Y[:, :5])
     with pytest.raises(ValueError, match="memory_size"):
         ct.mann_forward(ct.from_numpy(MANN), torch.tensor(SEQ_X), torch.tensor(SEQ_Y), memory_size=1)
+
+
+# --------------------------------------------------------------------------- the shipped weights (chapter 9)
+def test_shipped_weights_have_the_schedules_layout_and_bind():
+    from course_utils import load_omniglot
+    from course_utils.blackbox import (PRETRAINED_SCHEDULE, SequenceSampler, instance_accuracy,
+                                       load_pretrained_sequence_model, pretrained_seeds)
+    s = PRETRAINED_SCHEDULE
+    assert len(pretrained_seeds()) >= 3, "a ranking needs several seeds"
+    for model, reads in (("mann", s["n_reads"]), ("lstm", 0)):
+        p = load_pretrained_sequence_model(model, seed=pretrained_seeds()[0])
+        layout = init_mann(0, input_dim=400, hidden=s["hidden"], memory_width=s["memory_width"], n_reads=reads)
+        assert {k: v.shape for k, v in p.items()} == {k: v.shape for k, v in layout.items()}
+        assert all(v.dtype == np.float32 and np.isfinite(v).all() for v in p.values())
+    test = SequenceSampler(load_omniglot().subset("test")).sample_batch(40, rng=1)
+    p = load_pretrained_sequence_model("mann", seed=0)
+    acc = instance_accuracy(mann_forward_numpy(p, test.x, test.y, memory_size=s["memory_size"]), test.y, test.instance)
+    assert acc[1] > 0.4 and acc[9] > 0.5, "trained weights bind images to labels (chance: 20 %)"
+    with pytest.raises(ValueError, match="model"):
+        load_pretrained_sequence_model("gru")
+    with pytest.raises(ValueError, match="seed"):
+        load_pretrained_sequence_model("mann", seed=max(pretrained_seeds()) + 1)
