@@ -1,9 +1,9 @@
 """Train the weights chapter 9 evaluates: the MANN and the LSTM baseline on Santoro et al.'s
 Omniglot sequences, several seeds, the same schedule for both models.
 
-A MANN only starts to bind images to labels after a few thousand meta-iterations (the loss sits on
-a plateau first, see ``benchmarks/results/mann_study.md``), far more than a chapter's 2-minute
-budget on a laptop CPU. So this script trains both models with the package's own
+A MANN sits on a loss plateau first and only starts to bind images to labels after about 800
+meta-iterations at Adam 1e-2 (``benchmarks/results/mann_study.md``); getting far takes thousands,
+far more than a chapter's 2-minute budget on a laptop CPU. So this script trains both models with the package's own
 ``meta_train("mann", ...)`` (PyTorch, one thread, the same task stream and initial-weight seed for
 the two models of a seed) and stores the final weights in float16 in
 ``course_utils/weights/ch09_sequence_models.npz``; chapter 9 loads them, evaluates them on fresh
