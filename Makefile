@@ -17,7 +17,7 @@ export MALLOC_ARENA_MAX ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: lab test setup lint test-fast test-notebooks test-browser benchmark clean
+.PHONY: lab test setup lint test-fast test-notebooks test-browser benchmark site slides sync clean
 
 setup: $(STAMP)
 
@@ -39,7 +39,7 @@ lab: setup
 
 # The checks pre-commit runs for contributors (.pre-commit-config.yaml), with the pinned versions.
 lint: setup
-	$(VENV)/bin/ruff check course_utils tests benchmarks conftest.py
+	$(VENV)/bin/ruff check course_utils tests benchmarks book conftest.py
 	$(VENV)/bin/nbstripout --keep-id --verify notebooks/*.ipynb
 
 test: setup lint
@@ -57,5 +57,19 @@ test-browser: setup
 benchmark: setup
 	$(PY) benchmarks/maml_sine.py
 
+# The rendered course (book/): each reuses the notebooks executed by the last `make test`
+# (_build/executed/) and executes only the chapters that changed since, once.
+site: setup
+	$(PY) -m book.build site
+
+slides: setup
+	$(PY) -m book.build slides
+
+# After editing a notebook or the repository URL ([tool.course] in pyproject.toml): rewrite each
+# chapter's Colab cell and slide metadata and the README's Colab badges.
+sync: setup
+	$(PY) -m book.build sync
+	$(VENV)/bin/nbstripout --keep-id notebooks/*.ipynb
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache _build

@@ -41,9 +41,12 @@ def test_binder_matches_requirements():
     text = (REPO / "binder" / "requirements.txt").read_text()
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in text
     assert binder.pop("torch") == req["torch"] + "+cpu"  # the CPU wheel, never CUDA
-    dev_only = ("torch", "playwright", "ruff", "nbstripout")  # browser tests and lint run outside Binder
+    # browser tests, lint and the site build run outside Binder; nbconvert comes with JupyterLab there
+    dev_only = ("torch", "playwright", "ruff", "nbstripout", "sphinx", "myst-nb", "myst-parser",
+                "sphinx-book-theme", "pydata-sphinx-theme", "sphinx-mathjax-offline", "nbconvert")
     expected = {k: v for k, v in req.items() if k not in dev_only}
     assert binder == expected
+    assert "jupyterlab-rise" in binder, "the slide extension runs on Binder too"
     assert "pip install --no-deps -e ." in (REPO / "binder" / "postBuild").read_text()
     start = (REPO / "binder" / "start").read_text()
     assert "TF_ENABLE_ONEDNN_OPTS=0" in start and "TF_CPP_MIN_LOG_LEVEL" in start and 'exec "$@"' in start

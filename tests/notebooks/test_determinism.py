@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.notebooks.execute import execute_notebook
+from book.execute import execute_notebook
 
 REPO = Path(__file__).resolve().parents[2]
 VOLATILE = re.compile(r"(\d\s*(ms|s|MB|MiB|GB)\b|/s\b|seconds|memory|iterations per second|threads?)", re.I)

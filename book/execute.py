@@ -1,4 +1,4 @@
-"""Execute a notebook in a fresh kernel, driven from a child process, for the notebook tests.
+"""Execute a notebook in a fresh kernel, driven from a child process (notebook tests, site build).
 
 The child drives the kernel with jupyter_client's *blocking* client, cell by cell, as nbval
 does. Twice on CI, nbclient's asyncio client (zmq.asyncio) waited without end for a message of
@@ -7,12 +7,15 @@ process keeps the tests' own process out of it, and a limit turns a hang into a 
 """
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import nbformat
+
+from book.config import EXECUTED
 
 _CHILD = r'''
 import sys, time, queue
@@ -92,3 +95,56 @@ def execute_notebook(nb: nbformat.NotebookNode, cwd: Path, *, timeout: int = 900
         if proc.returncode != 0:
             raise AssertionError(f"executing the notebook failed:\n{proc.stderr[-4000:]}")
         return nbformat.read(dst, as_version=4)
+
+
+# --- One execution, reused -------------------------------------------------------------------
+# The nbval run of `make test` writes each notebook it executed to _build/executed/ (the root
+# conftest.py, `record_nbval_outputs`), tagged with the hash of the stored notebook; the site, the
+# slides and their tests reuse those copies and execute a notebook only where none is current.
+
+def source_hash(path: Path) -> str:
+    """SHA-256 of the stored notebook's cell types and sources (what an execution depends on)."""
+    nb = nbformat.read(path, as_version=4)
+    digest = hashlib.sha256()
+    for cell in nb.cells:
+        digest.update(cell.cell_type.encode() + b"\0" + cell.source.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def write_executed(nb: nbformat.NotebookNode, source: Path, *, ok: bool, by: str) -> Path:
+    """Store an executed copy of ``source`` in ``_build/executed/`` with its provenance."""
+    nb.metadata["course_execution"] = {"source_sha256": source_hash(source), "ok": ok, "by": by}
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    dst = EXECUTED / source.name
+    tmp = dst.with_suffix(".tmp")
+    nbformat.write(nb, tmp)
+    tmp.replace(dst)  # never a half-written copy
+    return dst
+
+
+def current_execution(source: Path) -> nbformat.NotebookNode | None:
+    """The executed copy of ``source`` if one exists for its current content, else ``None``."""
+    dst = EXECUTED / source.name
+    if not dst.is_file():
+        return None
+    nb = nbformat.read(dst, as_version=4)
+    info = nb.metadata.get("course_execution", {})
+    return nb if info.get("source_sha256") == source_hash(source) else None
+
+
+def executed(source: Path) -> nbformat.NotebookNode:
+    """``source`` with outputs: the current executed copy, or one fresh execution (stored).
+
+    Raises:
+        AssertionError: the current copy records a failed run (fix the notebook; its nbval test
+            says where), or the fresh execution fails.
+    """
+    nb = current_execution(source)
+    if nb is not None:
+        if not nb.metadata["course_execution"]["ok"]:
+            raise AssertionError(f"{source.name} failed when it was executed "
+                                 f"({nb.metadata['course_execution']['by']}); see its notebook test")
+        return nb
+    nb = execute_notebook(nbformat.read(source, as_version=4), source.parent)
+    write_executed(nb, source, ok=True, by="book.execute")
+    return nb
