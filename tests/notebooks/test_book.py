@@ -160,3 +160,11 @@ def test_chapter_exports_as_slides(path, tmp_path):
     top = sum(slides.slide_type(c) == "slide" for c in nb.cells)
     assert sections == expected + top, (sections, expected, top)   # a slide is a <section> around its sub-slides
     assert "Reveal.initialize" in html and "<img" in html
+
+
+def test_rise_is_installed_in_jupyterlab():
+    """RISE ("Render as slides") is a JupyterLab extension of the course's environment."""
+    jupyter = Path(sys.executable).with_name("jupyter")
+    listing = subprocess.run([str(jupyter), "labextension", "list"], capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in (listing.stdout + listing.stderr).splitlines() if "jupyterlab-rise" in ln]
+    assert lines and "enabled" in lines[0] and "OK" in lines[0], lines
