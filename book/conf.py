@@ -20,6 +20,8 @@ myst_heading_anchors = 3
 suppress_warnings = ["myst.header", "mystnb.unknown_mime_type", "misc.highlighting_failure"]
 html_theme = "sphinx_book_theme"
 html_title = "Learning to Learn"
+html_static_path = ["_static"]
+html_css_files = ["course.css"]
 html_theme_options = {
     "repository_url": where.repository,
     "repository_branch": where.branch,
@@ -32,3 +34,8 @@ html_theme_options = {
     },
     "show_toc_level": 2,
 }
+
+
+def setup(app):
+    """Load MathJax on every page: the sidebar's chapter titles carry maths even where a page has none."""
+    app.set_html_assets_policy("always")
