@@ -42,17 +42,39 @@ lint: setup
 	$(VENV)/bin/ruff check course_utils tests benchmarks book conftest.py
 	$(VENV)/bin/nbstripout --keep-id --verify notebooks/*.ipynb
 
+# `make test`: every chapter executed ONCE (nbval; the hidden-solution checks run inside that
+# execution, tests/harness/plugin.py), on two pytest workers (pytest-xdist, one notebook per worker
+# at a time, one framework thread per process: see conftest.py). Pass 1: unit tests + notebooks.
+# Pass 2, once every notebook has run: the browser, site, slide and determinism tests, which reuse
+# the executed copies in _build/executed/. Both passes run even if the first fails; then the
+# execution log is checked: each chapter once by nbval, at most one other full run (determinism).
+NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=600
+WORKERS ?= 2
+PYTEST_PAR := $(if $(filter-out 0 1,$(WORKERS)),-n $(WORKERS) --dist loadfile,)
+EXEC_LOG := _build/executions.jsonl
+LATER := after_notebooks or browser
+
 test: setup lint
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
+	@mkdir -p _build && rm -f $(EXEC_LOG); export COURSE_EXECUTION_LOG=$(EXEC_LOG); status=0; \
+	t0=$$(date +%s); \
+	$(PY) -m pytest tests notebooks $(NBVAL) $(PYTEST_PAR) -m "not ($(LATER))" -p no:cacheprovider \
+	  --durations=25 $(PYTEST_ARGS) || status=$$?; \
+	t1=$$(date +%s); \
+	$(PY) -m pytest tests $(PYTEST_PAR) -m "$(LATER)" -p no:cacheprovider --durations=10 $(PYTEST_ARGS) || \
+	  { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
+	t2=$$(date +%s); \
+	$(PY) -m tests.harness.store --log $(EXEC_LOG) --max-extra 1 || status=1; \
+	echo "make test: pass 1 (unit + notebooks) $$((t1 - t0)) s, pass 2 (browser, site, slides, determinism) $$((t2 - t1)) s"; \
+	exit $$status
 
 test-fast: setup
-	$(PY) -m pytest tests -m "not browser and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(PYTEST_PAR) -m "not browser and not slow" -p no:cacheprovider $(PYTEST_ARGS)
 
 test-notebooks: setup
-	$(PY) -m pytest notebooks --nbval-lax --nbval-current-env $(PYTEST_ARGS)
+	$(PY) -m pytest notebooks $(NBVAL) $(PYTEST_PAR) -p no:cacheprovider $(PYTEST_ARGS)
 
 test-browser: setup
-	$(PY) -m pytest tests/browser -m browser $(PYTEST_ARGS)
+	$(PY) -m pytest tests/browser -m browser -p no:cacheprovider $(PYTEST_ARGS)
 
 benchmark: setup
 	$(PY) benchmarks/maml_sine.py

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from tests.harness.store import BUILD, EXECUTED  # noqa: F401 - one definition: the test harness writes them
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-BUILD = REPO / "_build"              # ignored: executed copies, the site and the slides
-EXECUTED = BUILD / "executed"
 SITE_SRC = BUILD / "site-src"
 SITE_HTML = BUILD / "site"
 SLIDES = BUILD / "slides"

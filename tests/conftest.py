@@ -10,8 +10,8 @@ copy beside the checkout). Where it is missing the tests that need it are skippe
 """
 from __future__ import annotations
 
+import importlib
 import os
-from pathlib import Path
 
 import matplotlib
 
@@ -20,10 +20,7 @@ matplotlib.use("Agg")  # tests draw without a screen
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def require_data() -> bool:
@@ -39,11 +36,6 @@ def missing_data(reason: str):
 
 
 @pytest.fixture(scope="session")
-def repo_root() -> Path:
-    return REPO
-
-
-@pytest.fixture(scope="session")
 def omniglot():
     """The real Omniglot (no download): 1,623 characters × 20 drawings, 28×28 uint8."""
     from course_utils.data import load_omniglot
@@ -54,21 +46,11 @@ def omniglot():
         missing_data(str(exc))
 
 
-@pytest.fixture(scope="session")
-def mlp() -> dict:
-    """The sinusoid MLP of Finn et al. (1-40-40-1), NumPy weights, seed 0."""
-    from course_utils.nets import init_mlp
-
-    return init_mlp((1, 40, 40, 1), rng=0)
-
-
-@pytest.fixture(scope="session")
-def sine_tasks() -> tuple[np.ndarray, ...]:
-    """Six sinusoid tasks, 10 support and 10 query points each: (x_s, y_s, x_q, y_q)."""
-    from course_utils import sample_sinusoid_tasks
-
-    t = sample_sinusoid_tasks(6, 10, 10, rng=1)
-    return t.x_support, t.y_support, t.x_query, t.y_query
+@pytest.fixture(params=["torch", "tensorflow"])
+def fw(request):
+    """The framework half under test: ``course_utils.torch`` or ``course_utils.tensorflow`` (test ids
+    ``torch`` / ``tensorflow``). Imported when the test runs, not when it is collected."""
+    return importlib.import_module(f"course_utils.{request.param}")
 
 
 @pytest.fixture(autouse=True)

@@ -59,12 +59,11 @@ def test_pretrain_parity_torch_tensorflow():
     np.testing.assert_allclose(ha, hb, rtol=1e-5)
 
 
-@pytest.mark.parametrize("mod", [cut, cutf])
 @pytest.mark.parametrize("kwargs, match", [({"steps": 0}, "steps"), ({"lr": 0.0}, "lr"),
                                            ({"n_tasks": -1}, "n_tasks")])
-def test_pretrain_rejects_bad_input(mod, kwargs, match):
+def test_pretrain_rejects_bad_input(fw, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        mod.pretrain_sinusoid_mlp(sizes=SIZES, **kwargs)
+        fw.pretrain_sinusoid_mlp(sizes=SIZES, **kwargs)
 
 
 # ------------------------------------------------------------------ penalties and gradients
@@ -159,31 +158,30 @@ def test_finetune_trainable_freezes_the_rest(theta0):
     assert not np.array_equal(out["w2"][0], theta0["w2"])
 
 
-@pytest.mark.parametrize("mod", [cut, cutf])
-def test_finetune_rejects_bad_input(mod, theta0):
+def test_finetune_rejects_bad_input(fw, theta0):
     xs, ys = _data(m=2)
     with pytest.raises(ValueError, match="penalty"):
-        mod.finetune(theta0, xs, ys, 0.1, penalty="l1")
+        fw.finetune(theta0, xs, ys, 0.1, penalty="l1")
     with pytest.raises(ValueError, match="lam"):
-        mod.finetune(theta0, xs, ys, -0.1)
+        fw.finetune(theta0, xs, ys, -0.1)
     with pytest.raises(ValueError, match="lam"):
-        mod.finetune(theta0, xs, ys, [0.1, 0.2, 0.3])
+        fw.finetune(theta0, xs, ys, [0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="x_support"):
-        mod.finetune(theta0, xs[..., 0], ys, 0.1)
+        fw.finetune(theta0, xs[..., 0], ys, 0.1)
     with pytest.raises(ValueError, match="trainable"):
-        mod.finetune(theta0, xs, ys, 0.1, trainable=("w9",))
+        fw.finetune(theta0, xs, ys, 0.1, trainable=("w9",))
     with pytest.raises(ValueError, match="optimizer"):
-        mod.finetune(theta0, xs, ys, 0.1, optimizer="sgd")
+        fw.finetune(theta0, xs, ys, 0.1, optimizer="sgd")
     with pytest.raises(ValueError, match="steps"):
-        mod.finetune(theta0, xs, ys, 0.1, steps=-1)
+        fw.finetune(theta0, xs, ys, 0.1, steps=-1)
     with pytest.raises(ValueError, match="lr"):
-        mod.finetune(theta0, xs, ys, 0.1, lr=float("inf"))
+        fw.finetune(theta0, xs, ys, 0.1, lr=float("inf"))
     with pytest.raises(ValueError, match="momentum"):
-        mod.finetune(theta0, xs, ys, 0.1, momentum=1.0)
+        fw.finetune(theta0, xs, ys, 0.1, momentum=1.0)
     with pytest.raises(ValueError, match="return_history"):
-        mod.finetune(theta0, xs, ys, 0.1, return_history="yes")
+        fw.finetune(theta0, xs, ys, 0.1, return_history="yes")
     with pytest.raises(ValueError, match="keys of params"):  # an anchor with other parameters than θ₀
-        mod.finetune(theta0, xs, ys, 0.1, anchor={"w0": theta0["w0"]})
+        fw.finetune(theta0, xs, ys, 0.1, anchor={"w0": theta0["w0"]})
 
 
 # ------------------------------------------------------------------ closed form
@@ -229,15 +227,14 @@ def test_lambda_sweep_shapes_and_parity(theta0):
                                rtol=1e-4)
 
 
-@pytest.mark.parametrize("mod", [cut, cutf])
-def test_lambda_sweep_rejects_bad_input(mod, theta0):
+def test_lambda_sweep_rejects_bad_input(fw, theta0):
     tasks = sample_sinusoid_tasks(2, 4, 1, rng=0)
     with pytest.raises(ValueError, match="k_shots"):
-        mod.lambda_sweep(theta0, tasks, [0.1], k_shots=(5,))
+        fw.lambda_sweep(theta0, tasks, [0.1], k_shots=(5,))
     with pytest.raises(ValueError, match="lam"):
-        mod.lambda_sweep(theta0, tasks, [-1.0])
+        fw.lambda_sweep(theta0, tasks, [-1.0])
     with pytest.raises(ValueError, match="penalties"):
-        mod.lambda_sweep(theta0, tasks, [0.1], k_shots=(2,), penalties=("l3",))
+        fw.lambda_sweep(theta0, tasks, [0.1], k_shots=(2,), penalties=("l3",))
 
 
 def test_best_lambdas_and_plots():

@@ -26,14 +26,18 @@ tensorflow|core|all]`` (TensorFlow is imported *before* ``course_utils`` there, 
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import json
+import pkgutil
 import re
 import sys
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -447,6 +451,7 @@ def _core_cases() -> list[Case]:
         kinds={"url": "str", "dest": "path", "md5": "str", "size": "int"}, baseline=False)
     add(A + "read_zip_characters", lambda F: {"zip_path": "/nonexistent/x.zip"}, kinds={"zip_path": "path"},
         baseline=False)
+    add("course_utils.data.glyphs:typeset_digits", lambda F: {"image_size": 8})
     # ---- the shared training loop's helpers, env, framework-free metric helpers (other owners)
     R = "course_utils.training:"
     add(R + "reptile_epsilon", lambda F: {"iteration": 1, "n_iterations": 4})
@@ -864,10 +869,58 @@ NOT_PROBED = {
     "best_lambdas": "re-export of course_utils.sweeps.best_lambdas (probed there)",
 }
 
-#: Top-level ``course_utils`` names are re-exports of the submodules' (probed there).
-MODULES = ["course_utils", "course_utils.tasks", "course_utils.data", "course_utils.nets", "course_utils.plots",
-           "course_utils.widgets", "course_utils.grading", "course_utils.sweeps", "course_utils.seed",
-           "course_utils.env", "course_utils.training", "course_utils.validation", "course_utils.metric"]
+# --------------------------------------------------------------------------- which modules
+PACKAGE = "course_utils"
+#: The mirrored framework halves: ``course_utils.torch`` and ``course_utils.tensorflow``.
+FRAMEWORKS = ("torch", "tensorflow")
+
+#: Modules with an ``__all__`` that get no bad-input test of their own, and why (an explicit
+#: allow-list). Each only re-exports public names of probed modules (test_bad_input checks that);
+#: their ``__all__`` is still checked for cases (:func:`public_modules`).
+RE_EXPORTS = {
+    "course_utils": "top-level course_utils names are re-exports of the submodules' (probed there)",
+    "course_utils.torch": "the PyTorch half's __all__ is its submodules' (probed there)",
+    "course_utils.tensorflow": "the TensorFlow half's __all__ is its submodules' (probed there)",
+}
+
+
+def _defines_all(path: str) -> bool:
+    """Whether the source at ``path`` assigns ``__all__`` at module level."""
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
+    for node in tree.body:
+        targets = (node.targets if isinstance(node, ast.Assign)
+                   else [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else [])
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+            return True
+    return False
+
+
+def public_modules(package: str = PACKAGE) -> list[str]:
+    """Every module of ``package`` (the package itself, its submodules and subpackages, recursively)
+    that defines ``__all__``, sorted. Found on disk (``pkgutil.iter_modules`` on the package paths,
+    ``ast`` on the sources): nothing is imported, so listing the modules of ``course_utils.tensorflow``
+    does not import TensorFlow."""
+    found = []
+
+    def visit(spec):
+        if spec.origin and spec.origin.endswith(".py") and _defines_all(spec.origin):
+            found.append(spec.name)
+        for info in pkgutil.iter_modules(spec.submodule_search_locations or []):
+            visit(info.module_finder.find_spec(f"{spec.name}.{info.name}"))
+
+    visit(importlib.util.find_spec(package))
+    return sorted(found)
+
+
+def probed_modules() -> list[str]:
+    """The modules that get a bad-input test each, named as the rows name them (``Case.module``):
+    every :func:`public_modules` module but :data:`RE_EXPORTS`; a framework submodule as
+    ``torch.core``, for both halves whichever half it was found in (so a submodule missing from
+    one half has no probes there and fails)."""
+    halves = tuple(f"{PACKAGE}.{fw}." for fw in FRAMEWORKS)
+    public = [m for m in public_modules() if m not in RE_EXPORTS]
+    fw_subs = sorted({m.split(".", 2)[2] for m in public if m.startswith(halves)})
+    return [m for m in public if not m.startswith(halves)] + [f"{fw}.{m}" for fw in FRAMEWORKS for m in fw_subs]
 
 
 def all_cases() -> list[Case]:
@@ -1237,7 +1290,6 @@ def run_in_subprocess(group: str, path, timeout: float = 600, restarts: int = 5)
     and is restarted after it, so one abort cannot hide the other results."""
     import os
     import subprocess
-    from pathlib import Path
 
     path = Path(path)
     path.unlink(missing_ok=True)

@@ -21,15 +21,10 @@ import pytest
 
 from tests.core import bad_input_cases as cases
 
-CORE_MODULES = ["course_utils.tasks", "course_utils.nets", "course_utils.seed", "course_utils.grading",
-                "course_utils.sweeps", "course_utils.plots", "course_utils.widgets", "course_utils.data",
-                "course_utils.training", "course_utils.env", "course_utils.metric", "course_utils.learned",
-                "course_utils.article", "course_utils.implicit", "course_utils.blackbox"]
-CORE_MODULES += [f"course_utils.chapters.ch0{i}" for i in range(9)]
-CORE_MODULES += [f"course_utils.chapters.ch{i}" for i in ("09", "10", "11", "12")]
-FW_SUBMODULES = ["core", "autodiff", "objectives", "distill", "meta", "convnet", "first_order", "training", "metric",
-                 "learned", "article", "implicit", "blackbox"]
-MODULES = CORE_MODULES + [f"{fw}.{m}" for fw in ("torch", "tensorflow") for m in FW_SUBMODULES]
+#: One test per module: every module of course_utils that defines ``__all__`` (found on disk,
+#: nothing imported: TensorFlow stays out of this process) but the re-exporting packages in
+#: ``cases.RE_EXPORTS``; framework submodules as ``torch.core`` / ``tensorflow.core``.
+MODULES = cases.probed_modules()
 
 
 def _param(module):
@@ -85,22 +80,25 @@ def test_no_call_kills_the_process(rows):
 
 
 def test_every_public_callable_has_a_case():
-    """Every callable of every ``__all__`` is in the table (or in NOT_PROBED, with the reason)."""
+    """Every callable of every ``__all__`` is in the table (or in NOT_PROBED, with the reason), and a
+    module without a test of its own (``cases.RE_EXPORTS``) only re-exports probed modules' callables."""
     covered = {c.target.split(":")[1].split(".")[0] for c in cases.all_cases()}
-    modules = cases.MODULES + ["course_utils.torch", "course_utils.tensorflow"]
-    import pkgutil
-
-    import course_utils.chapters as chapters
-
-    modules += [f"course_utils.chapters.{m.name}" for m in pkgutil.iter_modules(chapters.__path__)]
-    missing = []
-    for name in modules:
+    public = cases.public_modules()
+    assert set(cases.RE_EXPORTS) <= set(public), sorted(set(cases.RE_EXPORTS) - set(public))
+    missing, probed = [], set()
+    for name in public:
         mod = importlib.import_module(name)
         for attr in getattr(mod, "__all__", []):
             obj = getattr(mod, attr)
+            if name not in cases.RE_EXPORTS:
+                probed.add(id(obj))
             if not callable(obj) or attr in cases.NOT_PROBED or attr in covered:
                 continue
             if inspect.ismodule(obj):
                 continue
             missing.append(f"{name}.{attr}")
     assert not missing, f"public callables without a bad-input case: {missing}"
+    own = [f"{name}.{attr}" for name in cases.RE_EXPORTS for attr in importlib.import_module(name).__all__
+           if callable(obj := getattr(importlib.import_module(name), attr)) and id(obj) not in probed
+           and attr not in cases.NOT_PROBED]
+    assert not own, f"callables of a module without a bad-input test of its own, not re-exported: {own}"

@@ -41,8 +41,8 @@ def test_binder_matches_requirements():
     text = (REPO / "binder" / "requirements.txt").read_text()
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in text
     assert binder.pop("torch") == req["torch"] + "+cpu"  # the CPU wheel, never CUDA
-    # browser tests, lint and the site build run outside Binder; nbconvert comes with JupyterLab there
-    dev_only = ("torch", "playwright", "ruff", "nbstripout", "sphinx", "myst-nb", "myst-parser",
+    # parallel and browser tests, lint and the site build run outside Binder; nbconvert comes with JupyterLab there
+    dev_only = ("torch", "pytest-xdist", "playwright", "ruff", "nbstripout", "sphinx", "myst-nb", "myst-parser",
                 "sphinx-book-theme", "pydata-sphinx-theme", "sphinx-mathjax-offline", "nbconvert")
     expected = {k: v for k, v in req.items() if k not in dev_only}
     assert binder == expected

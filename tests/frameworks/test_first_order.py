@@ -131,7 +131,6 @@ def test_head_keys(mlp, conv):
 
 
 # --------------------------------------------------------------------------- Reptile
-@pytest.mark.parametrize("fw", [ct, cf], ids=["torch", "tensorflow"])
 def test_reptile_one_step_is_joint_training(fw, mlp, tasks):
     """k = 1 full-batch SGD step: θ + ε·mean(φ̃ - θ) = θ - ε·α·∇L_joint(θ) (Nichol et al. §5)."""
     xs, ys, xq, yq = tasks
@@ -174,7 +173,6 @@ def test_reptile_update_validates_epsilon(mlp, tasks):
 
 
 # --------------------------------------------------------------------------- vectorised steps
-@pytest.mark.parametrize("fw", [ct, cf], ids=["torch", "tensorflow"])
 def test_vectorised_steps_match_references(fw, mlp, tasks):
     xs, ys, xq, yq = tasks
     conv = (lambda a: torch.tensor(a)) if fw is ct else (lambda a: __import__("tensorflow").constant(a))
@@ -240,7 +238,6 @@ def test_parity_on_the_conv_net(conv):
 
 
 # --------------------------------------------------------------------------- training loop
-@pytest.mark.parametrize("fw", [ct, cf], ids=["torch", "tensorflow"])
 @pytest.mark.parametrize("method", ["maml", "reptile"])
 def test_meta_train_learns(fw, method, mlp):
     test = sample_sinusoid_tasks(50, 10, 10, rng=99)[:4]
@@ -279,7 +276,6 @@ def test_meta_train_restores_torch_threads(mlp):
     assert torch.get_num_threads() == before
 
 
-@pytest.mark.parametrize("fw", [ct, cf], ids=["torch", "tensorflow"])
 def test_a_new_method_plugs_into_meta_train(fw, mlp):
     """A later chapter registers its own method; meta_train then runs it like the built-in ones."""
     def make_step(*, inner_lr, steps, first_order, forward, loss_fn, scale=1.0):

@@ -22,7 +22,6 @@ import tensorflow as tf  # noqa: E402  (after course_utils.tensorflow set the en
 
 RTOL, ATOL = 1e-4, 1e-5  # float32; measured differences are ~1e-7 (see chapter 2)
 INNER_LR = 0.01
-FW = {"torch": ct, "tensorflow": ctf}
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +92,12 @@ def test_parity_detects_a_first_order_side(params, tasks, torch_first_order, tf_
         assert max_abs_diff(gt, gf) > 1000 * ATOL
 
 
-@pytest.mark.parametrize("fw", ["torch", "tensorflow"])
 def test_second_order_is_exact_for_a_linear_model(fw, tasks):
     """For f(x) = xW + b with MSE the Hessian is known: the exact meta-gradient is written by hand."""
     lin = init_mlp((1, 1), rng=3)
     for first_order in (False, True):
         loss_ref, ref = ch02.linear_meta_gradient(lin, *tasks[:4], inner_lr=0.05, first_order=first_order)
-        loss, got = FW[fw].maml_meta_gradient(lin, *tasks[:4], inner_lr=0.05, first_order=first_order)
+        loss, got = fw.maml_meta_gradient(lin, *tasks[:4], inner_lr=0.05, first_order=first_order)
         assert loss == pytest.approx(loss_ref, rel=1e-5)
         assert_params_close(got, ref)
     # and the Hessian term matters: the exact second-order and first-order answers differ
@@ -108,12 +106,11 @@ def test_second_order_is_exact_for_a_linear_model(fw, tasks):
     assert max_abs_diff(so, fo) > 0.1
 
 
-@pytest.mark.parametrize("fw", ["torch", "tensorflow"])
 def test_second_order_matches_float64_finite_difference(fw, params, tasks):
     """The MLP meta-gradient projected on random directions equals a float64 finite difference of
     the one-step MAML objective (NumPy backprop); the first-order gradient does not."""
-    _, so = FW[fw].maml_meta_gradient(params, *tasks[:4], inner_lr=INNER_LR)
-    _, fo = FW[fw].maml_meta_gradient(params, *tasks[:4], inner_lr=INNER_LR, first_order=True)
+    _, so = fw.maml_meta_gradient(params, *tasks[:4], inner_lr=INNER_LR)
+    _, fo = fw.maml_meta_gradient(params, *tasks[:4], inner_lr=INNER_LR, first_order=True)
     objective = lambda p: ch02.maml_loss_numpy(p, *tasks[:4], inner_lr=INNER_LR)  # noqa: E731
     rng = np.random.default_rng(11)
     for _ in range(3):
@@ -124,11 +121,10 @@ def test_second_order_matches_float64_finite_difference(fw, params, tasks):
         assert abs(dot(fo) - fd) > 10 * (1e-3 * abs(fd) + 1e-4)
 
 
-@pytest.mark.parametrize("fw", ["torch", "tensorflow"])
 def test_meta_gradient_by_hand_matches_autodiff(fw, params, tasks):
     """(I - αH)∇L_q(φ) from an explicit Hessian-vector product equals autodiff through the step."""
-    l_auto, g_auto = FW[fw].maml_meta_gradient(params, *tasks[:4], inner_lr=INNER_LR)
-    l_hand, g_hand = FW[fw].meta_gradient_by_hand(params, *tasks[:4], inner_lr=INNER_LR)
+    l_auto, g_auto = fw.maml_meta_gradient(params, *tasks[:4], inner_lr=INNER_LR)
+    l_hand, g_hand = fw.meta_gradient_by_hand(params, *tasks[:4], inner_lr=INNER_LR)
     assert l_hand == pytest.approx(l_auto, rel=1e-5)
     assert_params_close(g_hand, g_auto)
 
