@@ -17,16 +17,31 @@ export MALLOC_ARENA_MAX ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: lab test setup lint test-fast test-notebooks test-browser benchmark site slides sync clean
+.PHONY: lab test setup lint test-fast test-notebooks test-browser test-colab test-colab-ci setup-colab benchmark \
+	site slides sync clean
 
 setup: $(STAMP)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
+# PyTorch's CPU build by default: about 190 MB instead of several GB of CUDA wheels that the course
+# never uses. A torch wheel already on this machine (pip's find-links) is taken first, without asking
+# any index (its dependencies come with the requirements). For another build:
+# `make setup TORCH_INDEX=https://download.pytorch.org/whl/cu126` (a CUDA build), or
+# `TORCH_INDEX=pypi` (PyPI's default build).
+TORCH_PIN := $(shell grep -E '^torch==' requirements.txt)
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_FROM := $(if $(filter pypi,$(TORCH_INDEX)),,--extra-index-url $(TORCH_INDEX))
+define install_torch
+	$(1) -m pip install --quiet --no-index --no-deps "$(TORCH_PIN)" 2>/dev/null || \
+	  $(1) -m pip install --quiet "$(TORCH_PIN)" $(TORCH_FROM)
+endef
+
 # Re-install only when a pin or the package metadata changed (idempotent and quick otherwise).
 $(STAMP): requirements.txt pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet --upgrade pip
+	$(call install_torch,$(PY))
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
@@ -76,6 +91,35 @@ test-notebooks: setup
 test-browser: setup
 	$(PY) -m pytest tests/browser -m browser -p no:cacheprovider $(PYTEST_ARGS)
 
+# Google Colab's own package versions (tests/colab/constraints.txt: ipywidgets 7, TF 2.20, NumPy 2.1, ...)
+# in a second venv: the chapters run there on Colab, where the Colab cell installs only what is missing.
+# torch stays the local 2.13.0 CPU build (the pin in requirements.txt) and Python 3.11 (see the file).
+COLAB_VENV := .venv-colab
+COLAB_PY := $(COLAB_VENV)/bin/python
+COLAB_STAMP := $(COLAB_VENV)/.installed
+COLAB_ENV := COURSE_EXECUTED_DIR=_build/executed-colab
+# The widget tests (every chapter's factories and checkers, ipywidgets 7) and chapter 0's sliders.
+COLAB_CI := tests/core/test_widgets_plots.py tests/chapters notebooks/00_start_here.ipynb
+
+setup-colab: $(COLAB_STAMP)
+
+$(COLAB_STAMP): tests/colab/constraints.txt tests/colab/requirements.txt requirements.txt pyproject.toml
+	rm -rf $(COLAB_VENV)
+	$(PYTHON) -m venv $(COLAB_VENV)
+	$(call install_torch,$(COLAB_PY))
+	$(COLAB_PY) -m pip install --quiet -r tests/colab/requirements.txt -c tests/colab/constraints.txt
+	$(COLAB_PY) -m pip install --quiet --no-deps -e .
+	touch $(COLAB_STAMP)
+
+# Every chapter and the widget tests on Colab's stack (about as long as the notebooks of `make test`).
+test-colab: setup-colab
+	$(COLAB_ENV) $(COLAB_PY) -m pytest tests/core/test_widgets_plots.py tests/chapters notebooks $(NBVAL) \
+	  $(PYTEST_PAR) -p no:cacheprovider --durations=20 $(PYTEST_ARGS)
+
+# What CI runs on Colab's stack (.ci/run): a few minutes.
+test-colab-ci: setup-colab
+	$(COLAB_ENV) $(COLAB_PY) -m pytest $(COLAB_CI) $(NBVAL) $(PYTEST_PAR) -p no:cacheprovider $(PYTEST_ARGS)
+
 benchmark: setup
 	$(PY) benchmarks/maml_sine.py
 
@@ -94,4 +138,4 @@ sync: setup
 	$(VENV)/bin/nbstripout --keep-id notebooks/*.ipynb
 
 clean:
-	rm -rf $(VENV) .pytest_cache _build
+	rm -rf $(VENV) $(COLAB_VENV) .pytest_cache _build

@@ -20,19 +20,27 @@ from book.colab import MARKER
 from book.config import NOTEBOOKS, REPO, SITE_HTML, SITE_SRC, chapters, launch
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+# A widget the learner moves (the course's factories return ipywidgets.interactive over sliders):
+# its plain-text repr names a control. tqdm's progress bars are widgets too, but not controls.
+CONTROL = re.compile(r"\b(\w*Slider|Dropdown|Checkbox|ToggleButtons?|RadioButtons|Select(Multiple)?|"
+                     r"\w*Text|Textarea|Button|Play|ColorPicker|DatePicker)\(")
 WIDGET_NOTE = ('<p class="course-widget-note"><strong>Interactive:</strong> this widget moves in a live '
                'kernel (JupyterLab, Binder or Colab: the launch buttons above). Here it shows its last '
                'output.</p>')
 BADGE_COLAB = "https://colab.research.google.com/assets/colab-badge.svg"
 BADGE_BINDER = "https://mybinder.org/badge_logo.svg"
+# The site ships its own copies (book/badges/): a page opened offline shows them too.
+BADGES = REPO / "book" / "badges"
+LOCAL_BADGE = {BADGE_COLAB: "badges/colab.svg", BADGE_BINDER: "badges/binder.svg"}
 # A row of the README's chapter table, with or without its Colab badge column.
 CHAPTER_ROW = re.compile(r"^\| (?P<n>\d+) \| \[(?P<title>[^\]]+)\]\(notebooks/(?P<file>[^)]+\.ipynb)\) \| "
                          r"(?P<what>.+?) \|(?: \[!\[Open in Colab\].*\|)?$", re.M)
 
 
 def static_page(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """An executed notebook as a static page: each widget becomes a note beside its last drawn
-    output (its figures and prints, captured when the cell ran), and the Colab cell is hidden."""
+    """An executed notebook as a static page: each control widget becomes a note beside its last drawn
+    output (its figures and prints, captured when the cell ran), a progress bar (which only showed
+    its first state when it was captured) is dropped, and the Colab cell is hidden."""
     nb = nbformat.from_dict(nb)
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -42,10 +50,19 @@ def static_page(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         outputs = []
         for out in cell.get("outputs", []):
             if WIDGET_MIME in out.get("data", {}):
+                if not is_control(out):
+                    continue
                 out = nbformat.v4.new_output("display_data", data={"text/html": WIDGET_NOTE})
             outputs.append(out)
         cell.outputs = outputs
     return nb
+
+
+def is_control(output) -> bool:
+    """Whether a widget output is something a learner moves (a slider, a box of controls), not a bar."""
+    text = output.get("data", {}).get("text/plain", "")
+    text = "".join(text) if isinstance(text, list) else text
+    return bool(CONTROL.search(text)) and "Progress(" not in text
 
 
 def chapter_rows() -> list[tuple[str, str, str, str]]:
@@ -54,12 +71,16 @@ def chapter_rows() -> list[tuple[str, str, str, str]]:
     return [(m["n"], m["title"], m["file"], m["what"]) for m in CHAPTER_ROW.finditer(readme)]
 
 
-def colab_badge(notebook: str) -> str:
-    return f"[![Open in Colab]({BADGE_COLAB})]({launch().colab(notebook)})"
+def colab_badge(notebook: str, *, local: bool = False) -> str:
+    """The "Open in Colab" badge linking ``notebook``: the remote image (README), or the site's copy."""
+    image = LOCAL_BADGE[BADGE_COLAB] if local else BADGE_COLAB
+    return f"[![Open in Colab]({image})]({launch().colab(notebook)})"
 
 
-def binder_badge(notebook: str | None = None) -> str:
-    return f"[![Launch Binder]({BADGE_BINDER})]({launch().binder(notebook)})"
+def binder_badge(notebook: str | None = None, *, local: bool = False) -> str:
+    """The "launch binder" badge (at ``notebook`` if given): the remote image, or the site's copy."""
+    image = LOCAL_BADGE[BADGE_BINDER] if local else BADGE_BINDER
+    return f"[![Launch Binder]({image})]({launch().binder(notebook)})"
 
 
 def front_page() -> str:
@@ -68,7 +89,8 @@ def front_page() -> str:
     intro = readme.split("\n\n")[1]
     table = ["| # | chapter | what you learn | run it |", "|---|---|---|---|"]
     for n, title, file, what in chapter_rows():
-        table.append(f"| {n} | [{title}]({file}) | {what} | {colab_badge(file)} {binder_badge(file)} |")
+        table.append(f"| {n} | [{title}]({file}) | {what} | {colab_badge(file, local=True)} "
+                     f"{binder_badge(file, local=True)} |")
     toc = "\n".join(f for _, _, f, _ in chapter_rows())
     return f"""# Learning to Learn
 
@@ -79,7 +101,7 @@ out of one run of the course's tests. Sliders show their last output here; they 
 kernel. Each chapter page has launch buttons (Binder, Colab) at the top; locally, `make lab` opens
 the same notebooks in JupyterLab. Lecturers: see the [instructor guide](instructor_guide.md) and
 `make slides`. Every `[n]` in a chapter refers to the [course bibliography](references.md).
-{binder_badge()}
+{binder_badge(local=True)}
 
 ## The course map
 
@@ -114,6 +136,7 @@ def assemble(executed: dict[str, nbformat.NotebookNode]) -> None:
     (SITE_SRC / "index.md").write_text(front_page(), encoding="utf-8")
     shutil.copy(REPO / "book" / "instructor_guide.md", SITE_SRC / "instructor_guide.md")
     shutil.copy(NOTEBOOKS / "references.md", SITE_SRC / "references.md")
+    shutil.copytree(BADGES, SITE_SRC / "badges")
 
 
 def build(executed: dict[str, nbformat.NotebookNode]) -> None:

@@ -78,11 +78,26 @@ def float_slider(description: str, *, value: float, min: float, max: float,  # n
 
 
 def make_interactive(fn: Callable, **controls):
-    """``ipywidgets.interactive(fn, **controls)``, shown at once, result in ``.result``.
+    """``ipywidgets.interactive`` over exactly the given controls, run once, result in ``.result``.
 
     ``fn`` is a pure function of the control values that may draw a matplotlib figure and
     returns the numbers it shows (a dict), which tests read from ``.result``.
+
+    Only the keywords given here become controls. ``ipywidgets.interactive`` itself also turns every
+    other parameter of ``fn`` into a control: from its default, and on ipywidgets 7 (Colab's) from
+    its *annotation*, so that under ``from __future__ import annotations`` a parameter annotated
+    ``bool`` became a text box holding the string ``'bool'``. ``fn`` is therefore wrapped in a
+    function whose signature lists the controls alone, and its other parameters keep their defaults.
+
+    Args:
+        fn: the callback; every name in ``controls`` must be one of its parameters (or it takes
+            ``**kwargs``).
+        **controls: ``name=widget`` (or any abbreviation ``ipywidgets.interactive`` accepts).
+
+    Returns:
+        The ``ipywidgets.interactive``, already run once with the controls' initial values.
     """
+    import functools
     import inspect
 
     import ipywidgets as widgets
@@ -93,7 +108,17 @@ def make_interactive(fn: Callable, **controls):
         unknown = sorted(set(controls) - set(params))
         if unknown:
             raise ValueError(f"controls must name parameters of fn {sorted(params)}, got unknown {unknown}")
-    w = widgets.interactive(fn, **controls)
+    if not controls:
+        raise ValueError("controls must name at least one control, got none")
+
+    @functools.wraps(fn)
+    def bound(**values):
+        return fn(**values)
+
+    bound.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in controls])
+    bound.__annotations__ = {}
+    w = widgets.interactive(bound, **controls)
     w.update()  # run once so .result is filled before anyone touches a slider
     return w
 

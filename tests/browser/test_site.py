@@ -51,12 +51,25 @@ def site_url(executed_chapters):
 
 
 @pytest.fixture(scope="module")
-def page(playwright_browser):
+def page(playwright_browser, site_url):
+    """A page with the network blocked: only the local site answers, as for a copy opened offline
+    (``page.course_blocked`` lists every request that tried to leave)."""
     context = playwright_browser.new_context(viewport={"width": 1280, "height": 900})
+    blocked = []
+
+    def offline(route):
+        if route.request.url.startswith(site_url) or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    context.route("**/*", offline)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.course_errors = errors
+    page.course_blocked = blocked
     yield page
     context.close()
 
@@ -65,6 +78,14 @@ def _figures(nb) -> int:
     """Figures the executed notebook shows (PNG outputs of the cells the site keeps)."""
     return sum("image/png" in out.get("data", {}) for cell in nb.cells if cell.cell_type == "code"
                for out in cell.get("outputs", []))
+
+
+def _controls(nb) -> int:
+    """Widget outputs a learner moves (sliders), not progress bars: each gets the live-kernel note."""
+    from book.site import WIDGET_MIME, is_control
+
+    return sum(WIDGET_MIME in out.get("data", {}) and is_control(out) for cell in nb.cells
+               if cell.cell_type == "code" for out in cell.get("outputs", []))
 
 
 def _has_math(nb) -> bool:
@@ -81,6 +102,9 @@ async () => {
     title: document.title,
     images: imgs.length,
     broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80)),
+    brokenAnywhere: Array.from(document.querySelectorAll('img'))
+      .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80)),
+    widgetNotes: main.querySelectorAll('.course-widget-note').length,
     mathSpans: main.querySelectorAll('.math').length,
     allMath: document.querySelectorAll('.math').length,
     mathErrors: document.querySelectorAll('mjx-merror').length,
@@ -109,6 +133,9 @@ def test_chapter_page_renders(name, site_url, page, executed_chapters):
     assert state["images"] >= _figures(nb) > 0 or state["images"] == _figures(nb) == 0, (
         f"{name}: {state['images']} figures on the page, {_figures(nb)} in the executed notebook")
     assert not state["broken"], f"{name}: figures that did not render: {state['broken']}"
+    assert not state["brokenAnywhere"], (f"{name}: broken images offline: {state['brokenAnywhere']} "
+                                         f"(requests blocked: {page.course_blocked[-5:]})")
+    assert state["widgetNotes"] == _controls(nb), f"{name}: {state['widgetNotes']} widget notes"
     assert state["tracebacks"] == 0 and "Traceback (most recent call last)" not in state["text"], name
     # every formula on the page (the chapter's and the sidebar's chapter titles) is typeset
     assert state["allMath"] > 0 and not state["rawMath"] and state["mathErrors"] == 0, (name, state["rawMath"])
@@ -123,11 +150,17 @@ def test_chapter_page_renders(name, site_url, page, executed_chapters):
 
 
 def test_front_page_guide_and_bibliography(site_url, page):
+    """The course map, guide and bibliography, offline: every launch badge is the site's own image."""
     page.goto(f"{site_url}/index.html", wait_until="load")
     links = page.evaluate("() => Array.from(document.querySelectorAll('main table a[href]')).map(a => a.href)")
     for name in CHAPTERS:
         assert any(link.endswith(name.replace(".ipynb", ".html")) for link in links), f"course map lacks {name}"
         assert launch().colab(name) in links, f"course map lacks the Colab badge of {name}"
+    badges = page.evaluate("""() => Array.from(document.querySelectorAll('main img'))
+        .filter(i => /badges\\/|_images\\/(colab|binder)/.test(i.src) || /Colab|Binder/.test(i.alt))
+        .map(i => ({src: i.src, ok: i.complete && i.naturalWidth > 0}))""")
+    assert len(badges) == 2 * len(CHAPTERS) + 1, badges                 # Colab + Binder per chapter, one Binder
+    assert all(b["ok"] and b["src"].startswith(site_url) for b in badges), [b for b in badges if not b["ok"]][:3]
     page.screenshot(path=str(SHOTS / "index.png"), full_page=True)
     page.goto(f"{site_url}/references.html", wait_until="load")
     entries = page.evaluate("() => document.querySelectorAll('main ol > li').length")

@@ -61,3 +61,28 @@ def test_makefile_and_ci_use_the_readme_commands():
     make = (REPO / "Makefile").read_text()
     assert "--nbval-lax" in make and "--nbval-current-env" in make
     assert "-r requirements.txt" in make and "-e ." in make
+
+
+def test_setup_installs_the_cpu_torch_without_waiting_on_an_index():
+    """`make setup` takes PyTorch's CPU build (not PyPI's CUDA one) unless TORCH_INDEX says otherwise, and
+    first tries a wheel already on the machine with no index at all (this machine reaches no PyTorch index)."""
+    make = (REPO / "Makefile").read_text()
+    assert "TORCH_INDEX ?= https://download.pytorch.org/whl/cpu" in make
+    first, fallback = [ln.strip() for ln in make.split("define install_torch", 1)[1].split("endef")[0].splitlines()
+                       if "pip install" in ln]
+    assert "--no-index" in first and "--no-deps" in first and '"$(TORCH_PIN)"' in first and "||" in first
+    assert "$(TORCH_FROM)" in fallback
+    assert make.count("$(call install_torch,") == 2       # the course's venv and the Colab-stack venv
+    assert "TORCH_INDEX" in (REPO / "README.md").read_text(), "the README says how to get another build"
+
+
+def test_colab_stack_is_tested_in_ci():
+    """CI runs the widget tests and a slider chapter on Colab's own versions (ipywidgets 7 among them)."""
+    constraints = _pins(REPO / "tests" / "colab" / "constraints.txt")
+    assert constraints["ipywidgets"].startswith("7.") and constraints["tensorflow-cpu"].startswith("2.20")
+    assert {"numpy", "matplotlib", "keras", "ipykernel", "ipython"} <= set(constraints)
+    assert "torch" not in constraints, "torch stays the local CPU build (see the file's header)"
+    assert re.search(r"copied 20\d\d-\d\d-\d\d", (REPO / "tests" / "colab" / "constraints.txt").read_text())
+    assert "make test-colab-ci" in (REPO / ".ci" / "run").read_text()
+    make = (REPO / "Makefile").read_text()
+    assert "-c tests/colab/constraints.txt" in make and "notebooks/00_start_here.ipynb" in make

@@ -41,6 +41,35 @@ def test_interactive_result_follows_sliders():
         set_values(w, mu=1)
 
 
+def test_only_the_given_controls_become_controls():
+    """Neither a default nor an annotation turns a parameter into a control (ipywidgets 8 made one
+    from ``draw=True``; ipywidgets 7, Colab's, made a text box holding ``'bool'`` from the
+    annotation under ``from __future__ import annotations``, which this module uses)."""
+    seen = []
+
+    def view(lam: float, k_shot: int, draw: bool = True, title: str = "fit"):
+        seen.append((lam, k_shot, draw, title))
+        return {"draw": draw, "title": title, "k": k_shot}
+
+    w = make_interactive(view, lam=lambda_slider(value=0.1), k_shot=int_slider("K", value=3, min=1, max=9))
+    assert [c._kwarg for c in w.kwargs_widgets] == ["lam", "k_shot"]
+    assert w.result == {"draw": True, "title": "fit", "k": 3} and seen[-1][2] is True
+    assert set_values(w, k_shot=5)["k"] == 5
+    assert w.children[0].description.startswith("λ") and w.children[1].description == "K"
+    with pytest.raises(ValueError, match="at least one control"):
+        make_interactive(view)
+    with pytest.raises(ValueError, match="unknown"):
+        make_interactive(view, mu=lambda_slider())
+
+
+def test_a_chapter_widget_has_only_its_sliders():
+    """A chapter factory (one that needs no data): its controls are exactly its two sliders."""
+    from course_utils.chapters import ch04
+
+    w = ch04.gaussian_widget(seed=0, k_shot=2)
+    assert [c._kwarg for c in w.kwargs_widgets] == ["lam", "k_shot"] and w.result is not None
+
+
 def test_float_slider():
     s = float_slider("T", value=2.0, min=0.5, max=10.0)
     assert s.value == 2.0 and s.continuous_update is False

@@ -28,6 +28,16 @@ NOTEBOOKS = REPO / "notebooks"
 BUILD = REPO / "_build"              # ignored: executed copies, the site and the slides
 EXECUTED = BUILD / "executed"
 LOG_ENV = "COURSE_EXECUTION_LOG"
+EXECUTED_ENV = "COURSE_EXECUTED_DIR"   # another stack's run (make test-colab) keeps its copies apart
+
+
+def executed_dir() -> Path:
+    """Where executed copies go: ``$COURSE_EXECUTED_DIR`` if set, else ``_build/executed``."""
+    value = os.environ.get(EXECUTED_ENV)
+    if not value:
+        return EXECUTED
+    path = Path(value)
+    return path if path.is_absolute() else REPO / path
 
 
 def source_hash(path: Path) -> str:
@@ -42,8 +52,9 @@ def source_hash(path: Path) -> str:
 def write_executed(nb: nbformat.NotebookNode, source: Path, *, ok: bool, by: str) -> Path:
     """Store an executed copy of ``source`` in ``_build/executed/`` with its provenance."""
     nb.metadata["course_execution"] = {"source_sha256": source_hash(source), "ok": ok, "by": by}
-    EXECUTED.mkdir(parents=True, exist_ok=True)
-    dst = EXECUTED / source.name
+    folder = executed_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    dst = folder / source.name
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     nbformat.write(nb, tmp)
     tmp.replace(dst)  # never a half-written copy
@@ -52,7 +63,7 @@ def write_executed(nb: nbformat.NotebookNode, source: Path, *, ok: bool, by: str
 
 def current_execution(source: Path) -> nbformat.NotebookNode | None:
     """The executed copy of ``source`` if one exists for its current content, else ``None``."""
-    dst = EXECUTED / source.name
+    dst = executed_dir() / source.name
     if not dst.is_file():
         return None
     nb = nbformat.read(dst, as_version=4)

@@ -120,7 +120,8 @@ def test_slide_assignment_splits_long_slides_and_skips_the_colab_cell():
 def test_static_page_turns_widgets_into_their_last_output():
     cell = nbformat.v4.new_code_cell("display(w)")
     png = nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})
-    widget = nbformat.v4.new_output("display_data", data={WIDGET_MIME: {"model_id": "x"}, "text/plain": "interactive"})
+    widget = nbformat.v4.new_output("display_data", data={WIDGET_MIME: {"model_id": "x"},
+                                                          "text/plain": "interactive(children=(IntSlider(value=1),))"})
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 1. T"), cell])
     cell.outputs = [png, widget]
     page = static_page(nb)
@@ -168,3 +169,20 @@ def test_rise_is_installed_in_jupyterlab():
     listing = subprocess.run([str(jupyter), "labextension", "list"], capture_output=True, text=True, timeout=120)
     lines = [ln for ln in (listing.stdout + listing.stderr).splitlines() if "jupyterlab-rise" in ln]
     assert lines and "enabled" in lines[0] and "OK" in lines[0], lines
+
+
+def test_static_page_notes_sliders_and_drops_progress_bars():
+    """Only a control gets the "moves in a live kernel" note; a tqdm bar (a widget too) is dropped."""
+    def widget(text):
+        return nbformat.v4.new_output("display_data", data={WIDGET_MIME: {"model_id": "x", "version_major": 2},
+                                                            "text/plain": text})
+
+    cell = nbformat.v4.new_code_cell("w")
+    cell.outputs = [widget("interactive(children=(SelectionSlider(continuous_update=False, description='λ'), "
+                           "IntSlider(value=5), Output()), _dom_classes=('widget-interact',))"),
+                    widget("MAML seed 0:   0%|          | 0/150 [00:00<?, ?it/s]"),
+                    widget("HBox(children=(HTML(value=''), FloatProgress(value=0.0, max=300.0), HTML(value='')))"),
+                    nbformat.v4.new_output("stream", name="stdout", text="done\n")]
+    page = static_page(nbformat.v4.new_notebook(cells=[cell]))
+    kinds = [out.get("data", {}).get("text/html", out.get("text")) for out in page.cells[0].outputs]
+    assert len(kinds) == 2 and "live kernel" in kinds[0] and kinds[1] == "done\n"
