@@ -2,16 +2,85 @@
 from __future__ import annotations
 
 import gc
+import math
 import os
 import platform
 import resource
 import sys
 import threading
 
-from course_utils.validation import check_choice, check_float
+from course_utils.validation import check_choice, check_float, check_str
 
 __all__ = ["configure_tensorflow_env", "peak_memory_mb", "PeakMemory", "environment_report", "course_scale",
-           "course_device"]
+           "course_device", "usable_cpus", "course_threads", "THREADS_ENV"]
+
+#: Environment variable that sets how many threads PyTorch and TensorFlow use (a whole number >= 1).
+THREADS_ENV = "COURSE_THREADS"
+#: Environment variable naming where the cgroup file system is mounted (default ``/sys/fs/cgroup``).
+CGROUP_ENV = "COURSE_CGROUP_ROOT"
+
+
+def _cgroup_cpu_limit(cgroup_root: str) -> float | None:
+    """CPUs allowed by the cgroup's CPU quota (v2 ``cpu.max``, else v1 ``cpu.cfs_quota_us``), or None."""
+    try:
+        with open(os.path.join(cgroup_root, "cpu.max")) as f:
+            quota, period = f.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(os.path.join(cgroup_root, "cpu", "cpu.cfs_quota_us")) as f:
+            quota = int(f.read())
+        with open(os.path.join(cgroup_root, "cpu", "cpu.cfs_period_us")) as f:
+            period = int(f.read())
+        return None if quota <= 0 or period <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def usable_cpus(*, cgroup_root: str | None = None) -> int:
+    """CPUs this process may really use: its CPU affinity, capped by the cgroup's CPU quota.
+
+    ``os.cpu_count()`` counts the machine's cores; on Binder (1 CPU of quota on a many-core node),
+    in a container or under ``taskset`` the process may use far fewer, and a thread pool sized
+    from the core count then oversubscribes them (each of its many threads waits on the others).
+
+    Args:
+        cgroup_root: where the cgroup file system is mounted; ``None``: ``$COURSE_CGROUP_ROOT``,
+            else ``/sys/fs/cgroup`` (a test points it at files holding a simulated quota).
+
+    Returns:
+        A whole number >= 1: ``ceil(quota / period)`` if a quota is set, at most the affinity count.
+    """
+    if cgroup_root is None:
+        cgroup_root = os.environ.get(CGROUP_ENV) or "/sys/fs/cgroup"
+    check_str(cgroup_root, "cgroup_root")
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):   # macOS has no affinity call
+        cpus = os.cpu_count() or 1
+    limit = _cgroup_cpu_limit(cgroup_root)
+    if limit is not None:
+        cpus = min(cpus, max(1, math.ceil(limit)))
+    return max(1, cpus)
+
+
+def course_threads() -> int:
+    """Threads for PyTorch's and TensorFlow's pools: ``$COURSE_THREADS`` if set, else :func:`usable_cpus`.
+
+    ``import course_utils.torch`` calls ``torch.set_num_threads`` with it, and
+    ``import course_utils.tensorflow`` sizes TensorFlow's intra- and inter-op pools with it
+    (before TensorFlow starts; a value the user set in ``TF_NUM_INTRAOP_THREADS`` is kept).
+
+    Raises:
+        ValueError: ``COURSE_THREADS`` is not a whole number >= 1.
+    """
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return usable_cpus()
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_ENV} must be a whole number >= 1, got {value!r}")
+    return int(value)
 
 
 #: TensorFlow's ``TF_CPP_MIN_LOG_LEVEL`` values: all, no INFO, no WARNING, no ERROR.
@@ -22,12 +91,17 @@ def configure_tensorflow_env(log_level: str = "2") -> None:
     """Set TensorFlow's environment variables before TensorFlow is imported.
 
     ``TF_ENABLE_ONEDNN_OPTS=0`` makes CPU results reproducible (oneDNN reorders float sums),
-    ``TF_CPP_MIN_LOG_LEVEL`` hides TensorFlow's C++ start-up chatter. Values already set by the
-    user are kept. Calling this after TensorFlow was imported has no effect on TensorFlow.
+    ``TF_CPP_MIN_LOG_LEVEL`` hides TensorFlow's C++ start-up chatter, and
+    ``TF_NUM_INTRAOP_THREADS``/``TF_NUM_INTEROP_THREADS`` size its thread pools with
+    :func:`course_threads`. Values already set by the user are kept. Calling this after TensorFlow
+    was imported has no effect on TensorFlow.
     """
     check_choice(log_level, "log_level", LOG_LEVELS)
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", log_level)
+    threads = str(course_threads())   # pools sized from the CPUs this process may use, not the machine's
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", threads)
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", threads)
 
 
 def peak_memory_mb() -> float:

@@ -23,6 +23,23 @@ from course_utils.torch.article import *  # noqa: F401,F403
 from course_utils.torch.implicit import *  # noqa: F401,F403
 from course_utils.torch.blackbox import *  # noqa: F401,F403
 
+
+
+def _size_thread_pool() -> None:
+    """PyTorch's pool from the CPUs this process may use (``course_utils.env.course_threads``), not from
+    the machine's cores; a user's ``OMP_NUM_THREADS`` is kept unless ``COURSE_THREADS`` is also set."""
+    import os
+
+    import torch
+
+    from course_utils.env import THREADS_ENV, course_threads
+
+    if os.environ.get(THREADS_ENV) or not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(course_threads())
+
+
+_size_thread_pool()
+
 from course_utils.torch import core as _core  # noqa: E402
 from course_utils.torch import autodiff as _autodiff  # noqa: E402
 from course_utils.torch import objectives as _objectives  # noqa: E402

@@ -480,6 +480,8 @@ def _core_cases() -> list[Case]:
     add(E + "environment_report", lambda F: {})
     add(E + "course_scale", lambda F: {})
     add(E + "course_device", lambda F: {})
+    add(E + "course_threads", lambda F: {})
+    add(E + "usable_cpus", lambda F: {"cgroup_root": "/sys/fs/cgroup"}, kinds={"cgroup_root": "str"})
     add(E + "PeakMemory", lambda F: {"interval": 0.01})
     A = "course_utils.article:"
     add(A + "init_article_nets", lambda F: {"rng": 0})

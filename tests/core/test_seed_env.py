@@ -1,6 +1,7 @@
 """set_seed seeds every generator; environment helpers report sensible values."""
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -73,3 +74,34 @@ def test_course_scale(monkeypatch):
     monkeypatch.setenv("COURSE_SCALE", "huge")
     with pytest.raises(ValueError, match="COURSE_SCALE"):
         course_scale()
+
+
+def test_usable_cpus_follow_the_cgroup_quota_and_affinity(tmp_path, monkeypatch):
+    """Thread pools are sized from the CPUs the process may use: its affinity, capped by a CPU quota."""
+    from course_utils.env import THREADS_ENV, course_threads, usable_cpus
+
+    monkeypatch.delenv("COURSE_CGROUP_ROOT", raising=False)
+    affinity = len(os.sched_getaffinity(0))
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    for text, expected in (("max 100000", affinity), ("100000 100000", 1), ("50000 100000", 1),
+                           ("150000 100000", min(affinity, 2))):
+        (v2 / "cpu.max").write_text(text + "\n")
+        assert usable_cpus(cgroup_root=str(v2)) == expected, text
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    for quota, expected in (("-1", affinity), ("100000", 1), ("250000", min(affinity, 3))):
+        (v1 / "cpu" / "cpu.cfs_quota_us").write_text(quota + "\n")
+        assert usable_cpus(cgroup_root=str(v1)) == expected, quota
+    assert usable_cpus(cgroup_root=str(tmp_path / "none")) == affinity          # no cgroup files: the affinity
+    monkeypatch.setenv("COURSE_CGROUP_ROOT", str(v2))
+    (v2 / "cpu.max").write_text("100000 100000\n")
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert usable_cpus() == 1 and course_threads() == 1
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert course_threads() == 3                                                  # the user's setting wins
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(THREADS_ENV, bad)
+        with pytest.raises(ValueError, match="COURSE_THREADS"):
+            course_threads()

@@ -10,6 +10,7 @@ process keeps the tests' own process out of it, and a limit turns a hang into a 
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -76,7 +77,8 @@ if failed:
 
 def execute_notebook(nb: nbformat.NotebookNode, cwd: Path, *, timeout: int = 900,
                      total_timeout: int = 1800, source: Path | None = None,
-                     by: str = "execute_notebook") -> nbformat.NotebookNode:
+                     by: str = "execute_notebook",
+                     env: dict[str, str | None] | None = None) -> nbformat.NotebookNode:
     """Run every code cell of ``nb`` in a fresh kernel whose folder is ``cwd``; return the notebook
     with its outputs (streams, displays, errors).
 
@@ -88,6 +90,8 @@ def execute_notebook(nb: nbformat.NotebookNode, cwd: Path, *, timeout: int = 900
         source: the stored notebook ``nb`` came from, if any: the run is counted in the execution
             log under its name (:func:`tests.harness.store.record_execution`).
         by: who runs it, for that log.
+        env: changes to the environment the kernel inherits: a value sets a variable, ``None``
+            removes it.
 
     Raises:
         AssertionError: a cell raised (with its traceback), or a limit was passed.
@@ -98,8 +102,14 @@ def execute_notebook(nb: nbformat.NotebookNode, cwd: Path, *, timeout: int = 900
         src, dst = Path(tmp) / "in.ipynb", Path(tmp) / "out.ipynb"
         nbformat.write(nb, src)
         cmd = [sys.executable, "-c", _CHILD, str(src), str(dst), str(cwd), str(timeout)]
+        child_env = dict(os.environ)
+        for name, value in (env or {}).items():
+            if value is None:
+                child_env.pop(name, None)
+            else:
+                child_env[name] = value
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=total_timeout)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=total_timeout, env=child_env)
         except subprocess.TimeoutExpired as exc:
             raise AssertionError(f"the notebook did not finish within {total_timeout} s") from exc
         if proc.returncode != 0:
