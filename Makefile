@@ -107,7 +107,7 @@ $(COLAB_STAMP): tests/colab/constraints.txt tests/colab/requirements.txt require
 	rm -rf $(COLAB_VENV)
 	$(PYTHON) -m venv $(COLAB_VENV)
 	$(call install_torch,$(COLAB_PY))
-	$(COLAB_PY) -m pip install --quiet -r tests/colab/requirements.txt -c tests/colab/constraints.txt
+	$(COLAB_PY) -m pip install --quiet "$(TORCH_PIN)" -r tests/colab/requirements.txt -c tests/colab/constraints.txt
 	$(COLAB_PY) -m pip install --quiet --no-deps -e .
 	touch $(COLAB_STAMP)
 
