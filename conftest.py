@@ -21,6 +21,7 @@ if "COURSE_DATA_DIR" not in os.environ and (_offline / "omniglot28.npz").is_file
     os.environ["COURSE_DATA_DIR"] = str(_offline)
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The variables of course_utils.env.THREAD_VARIABLES (not imported here: nothing of the course may load yet).
 for _var in ("COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
              "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
     os.environ.setdefault(_var, "1")

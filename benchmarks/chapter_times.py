@@ -26,12 +26,11 @@ sys.path.insert(0, str(REPO))
 
 import nbformat  # noqa: E402
 
+from course_utils.env import THREAD_VARIABLES  # noqa: E402
 from tests.harness.kernel import execute_notebook  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "chapter_times.json"
 OFFLINE_DATA = REPO.parent / "shared" / "data" / "omniglot"   # as the Makefile and conftest.py do
-THREAD_VARS = ("COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-               "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 PEAK = re.compile(r"peak[^\n]*?([\d,]+(?:\.\d+)?)\s*(MiB|MB|GiB|GB)", re.I)
 
 
@@ -56,7 +55,7 @@ def main(argv=None) -> int:
     paths = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if args.chapters:
         paths = [p for p in paths if p.name[:2] in {c.zfill(2) for c in args.chapters}]
-    env = {name: None for name in THREAD_VARS}
+    env = {name: None for name in THREAD_VARIABLES}
     if "COURSE_DATA_DIR" not in os.environ and (OFFLINE_DATA / "omniglot28.npz").is_file():
         env["COURSE_DATA_DIR"] = str(OFFLINE_DATA)
     if args.threads:

@@ -12,10 +12,13 @@ import threading
 from course_utils.validation import check_choice, check_float, check_str
 
 __all__ = ["configure_tensorflow_env", "peak_memory_mb", "PeakMemory", "environment_report", "course_scale",
-           "course_device", "usable_cpus", "course_threads", "THREADS_ENV"]
+           "course_device", "usable_cpus", "course_threads", "THREADS_ENV", "THREAD_VARIABLES"]
 
 #: Environment variable that sets how many threads PyTorch and TensorFlow use (a whole number >= 1).
 THREADS_ENV = "COURSE_THREADS"
+#: Every variable that sets a thread count the course's frameworks or BLAS read.
+THREAD_VARIABLES = (THREADS_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 #: Environment variable naming where the cgroup file system is mounted (default ``/sys/fs/cgroup``).
 CGROUP_ENV = "COURSE_CGROUP_ROOT"
 

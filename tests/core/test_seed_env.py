@@ -101,6 +101,8 @@ def test_usable_cpus_follow_the_cgroup_quota_and_affinity(tmp_path, monkeypatch)
     assert usable_cpus() == 1 and course_threads() == 1
     monkeypatch.setenv(THREADS_ENV, "3")
     assert course_threads() == 3                                                  # the user's setting wins
+    from course_utils.env import THREAD_VARIABLES
+    assert all(os.environ.get(v) for v in THREAD_VARIABLES if v != THREADS_ENV)   # the root conftest sets each
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv(THREADS_ENV, bad)
         with pytest.raises(ValueError, match="COURSE_THREADS"):

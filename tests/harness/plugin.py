@@ -12,7 +12,7 @@
 4. **Two workers.** Under pytest-xdist (``--dist loadfile``) a notebook and its items stay on one
    worker, in order; notebooks are queued first, slowest first, then the other test files, so the
    two workers finish together. Items marked ``after_notebooks`` run last (``make test`` runs
-   them in a second, single-process pass, after every notebook has been executed).
+   them, with the browser tests, in a second pass after every notebook has been executed).
 """
 from __future__ import annotations
 

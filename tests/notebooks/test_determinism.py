@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_utils.env import THREAD_VARIABLES
 from tests.harness.hidden import instrumented
 from tests.harness.kernel import execute_notebook
 from tests.harness.store import current_execution
@@ -27,8 +28,6 @@ from tests.harness.store import current_execution
 REPO = Path(__file__).resolve().parents[2]
 CHAPTER = REPO / "notebooks" / "01_background.ipynb"   # short (under 30 s) and prints many numbers
 VOLATILE = re.compile(r"(\d\s*(ms|s|MB|MiB|GB)\b|/s\b|seconds|memory|iterations per second|threads?)", re.I)
-THREAD_SETTINGS = ("COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                   "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 ONE_CPU_CHECK = """\
 import os, sys
 import torch
@@ -59,7 +58,7 @@ def _run(path: Path, *, quota_root: Path | None = None) -> nbformat.NotebookNode
     if quota_root is not None:
         (quota_root / "cpu.max").write_text("100000 100000\n")   # quota = period: one CPU
         nb.cells.append(nbformat.v4.new_code_cell(ONE_CPU_CHECK, metadata={"course_harness": True}))
-        env = {"COURSE_CGROUP_ROOT": str(quota_root), **{name: None for name in THREAD_SETTINGS}}
+        env = {"COURSE_CGROUP_ROOT": str(quota_root), **{name: None for name in THREAD_VARIABLES}}
     return execute_notebook(nb, path.parent, timeout=600, source=path, by="determinism", env=env)
 
 
